@@ -1,0 +1,1 @@
+"""diskv-trio: a sharded, Paxos-replicated key/value store on Trio."""
