@@ -159,14 +159,14 @@ async def test_admin_faults_at_run_time(
     server = await start(nursery, sock_dir, "s1", service, faults)
     async with open_rpc_pool(Identity(CLUSTER, "admin", "tester")) as pool:
         settings = await pool.call(server.address, "admin.faults", {}, deadline_s=DEADLINE_S)
-        assert settings == {"unreliable": False, "cut": [], "deaf": False}
+        assert settings == {"unreliable": False, "cut": [], "deaf": False, "deaf_to": []}
         settings = await pool.call(
             server.address,
             "admin.faults",
             {"unreliable": True, "cut": ["b", "a"]},
             deadline_s=DEADLINE_S,
         )
-        assert settings == {"unreliable": True, "cut": ["a", "b"], "deaf": False}
+        assert settings == {"unreliable": True, "cut": ["a", "b"], "deaf": False, "deaf_to": []}
         assert faults.unreliable and faults.cut == {"a", "b"}
 
         with pytest.raises(RpcRemoteError) as bad:
@@ -195,3 +195,24 @@ async def test_admin_faults_at_run_time(
     assert service.executed == [2]
     assert stats["rpc_count"] == {"test.echo": 1}
     assert stats["fault_count"] == {"deaf": 1}
+
+
+async def test_deaf_to_refuses_only_those_peers_and_still_calls_them(
+    sock_dir: Path, nursery: trio.Nursery, service: Any
+) -> None:
+    """TestFreshQuery's renamed socket: the named peers cannot reach us, clients still can,
+    and our own calls to those peers still get replies."""
+    faults = Faults()
+    server = await start(nursery, sock_dir, "s1", service, faults)
+    peer = await start(nursery, sock_dir, "s2", service, Faults())
+    faults.update({"deaf_to": ["s2"]})
+    async with open_rpc_pool(Identity(CLUSTER, "paxos", "s2")) as pool_of_peer:
+        with pytest.raises(RpcUnavailable):
+            await pool_of_peer.call(server.address, "test.echo", {"n": 1}, deadline_s=DEADLINE_S)
+    async with open_rpc_pool(Identity(CLUSTER, "client", "c1")) as client_pool:
+        assert await client_pool.call(server.address, "test.echo", {"n": 2}, deadline_s=DEADLINE_S)
+    async with open_rpc_pool(Identity(CLUSTER, "paxos", "s1"), faults=faults) as own_pool:
+        assert await own_pool.call(peer.address, "test.echo", {"n": 3}, deadline_s=DEADLINE_S)
+    assert service.executed == [2, 3]
+    with pytest.raises(ValueError, match="deaf_to"):
+        faults.update({"deaf_to": "s2"})
