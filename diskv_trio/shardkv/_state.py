@@ -240,6 +240,17 @@ class ShardKVState:
         """Installed shards whose old owner has not yet confirmed the drop, sorted."""
         return [self._drops[key] for key in sorted(self._drops)]
 
+    def describe(self) -> dict[str, Any]:
+        """A small summary for status displays: config, shards present and in transit."""
+        return {
+            "config": self._config.num,
+            "present": sorted(self._shards),
+            "waiting": sorted(self._waiting),
+            "handoffs": [list(k) for k in sorted(self._handoffs)],
+            "drops": [list(k) for k in sorted(self._drops)],
+            "live_bytes": self._live_bytes,
+        }
+
     def live_bytes(self) -> int:
         """Approximate bytes of state: keys and values (as characters) of present shards and
         handoffs, plus duplicate-table entries. Kept up to date on every change."""

@@ -1,0 +1,69 @@
+"""Finding the shardmasters: explicit addresses, `DISKV_MASTERS`, or the local cluster.
+
+`diskv cluster up` writes `cluster.json` into its data directory (`./diskv-data` by default);
+clients started in the same working directory find it without any flag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path("diskv-data")
+CLUSTER_FILE_NAME = "cluster.json"
+MASTERS_ENV = "DISKV_MASTERS"
+TOKEN_ENV = "DISKV_TOKEN"
+DEFAULT_CLUSTER_NAME = "diskv"
+
+
+class DiscoveryError(Exception):
+    """Raised when no shardmaster addresses are given and no local cluster is found."""
+
+
+def split_addresses(text: str) -> list[str]:
+    """Parse `A0,A1,A2` into a list, rejecting empty entries."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise ValueError(f"expected comma-separated addresses, got {text!r}")
+    return parts
+
+
+def find_masters(masters: Sequence[str] | str | None = None, *, data_dir: Path | None = None) -> list[str]:
+    """The shardmaster addresses to use, in order of precedence.
+
+    Raises:
+        DiscoveryError: nothing given, `DISKV_MASTERS` unset and no `cluster.json` found.
+    """
+    if isinstance(masters, str):
+        return split_addresses(masters)
+    if masters:
+        return list(masters)
+    env = os.environ.get(MASTERS_ENV)
+    if env:
+        return split_addresses(env)
+    path = (data_dir or DEFAULT_DATA_DIR) / CLUSTER_FILE_NAME
+    try:
+        described = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DiscoveryError(
+            f"no shardmasters given: pass --masters, set {MASTERS_ENV}, "
+            f"or run `diskv cluster up` in this directory ({path} not found)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise DiscoveryError(f"cannot read {path}: {exc}") from exc
+    found = described.get("masters")
+    if not isinstance(found, list) or not found or not all(isinstance(a, str) for a in found):
+        raise DiscoveryError(f"{path} lists no shardmasters")
+    return found
+
+
+def find_cluster_name(data_dir: Path | None = None) -> str:
+    """The cluster name from the local cluster file, or the default."""
+    path = (data_dir or DEFAULT_DATA_DIR) / CLUSTER_FILE_NAME
+    try:
+        name = json.loads(path.read_text()).get("cluster")
+    except (OSError, ValueError):
+        return DEFAULT_CLUSTER_NAME
+    return name if isinstance(name, str) and name else DEFAULT_CLUSTER_NAME

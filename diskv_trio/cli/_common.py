@@ -1,0 +1,132 @@
+"""What every `diskv` subcommand shares: errors, logging, address lists, signal handling."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
+
+import trio
+
+from diskv_trio.net import parse_address
+
+PROGRAM = "diskv"
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr with a non-zero exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as one `diskv: ...` line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(f"{self.prog}: {message}", EXIT_USAGE)
+
+
+def address_list(text: str) -> list[str]:
+    """argparse type for `A0,A1,A2` where each is `unix:/path` or `HOST:PORT`."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated addresses, got {text!r}")
+    for part in parts:
+        try:
+            parse_address(part)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parts
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a positive integer, got 0")
+    return value
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+PARENT_PID_ENV = "DISKV_PARENT_PID"
+"""Set by the local supervisor: the server stops when that process is gone."""
+
+PARENT_CHECK_S = 0.5
+"""How often a supervised server checks that its supervisor is still alive."""
+
+
+async def _wait_parent_gone() -> None:
+    expected = os.environ.get(PARENT_PID_ENV)
+    if not expected or not expected.isdigit():
+        await trio.sleep_forever()
+    while os.getppid() == int(expected):
+        await trio.sleep(PARENT_CHECK_S)
+    logging.getLogger("diskv").warning("supervisor %s is gone, stopping", expected)
+
+
+async def run_until_signalled(body: Callable[[], Awaitable[object]]) -> bool:
+    """Run `body` until it returns, SIGTERM / SIGINT arrives, or the supervisor dies.
+
+    Returns True if a signal (or the supervisor's death) stopped it.
+    """
+    stopped = False
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                nonlocal stopped
+                async for signum in signals:
+                    logging.getLogger("diskv").info(
+                        "received %s, stopping", signal.Signals(signum).name
+                    )
+                    stopped = True
+                    nursery.cancel_scope.cancel()
+                    return
+
+            async def work() -> None:
+                await body()
+                nursery.cancel_scope.cancel()
+
+            async def orphaned() -> None:
+                nonlocal stopped
+                await _wait_parent_gone()
+                stopped = True
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            nursery.start_soon(work)
+            nursery.start_soon(orphaned)
+    return stopped
+
+
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first non-group exception inside `exc` (Trio wraps task errors in groups)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -1,0 +1,109 @@
+"""`diskv shardmaster` and `diskv serve`: run one server process until SIGTERM / Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import trio
+
+from diskv_trio._discovery import DEFAULT_CLUSTER_NAME, TOKEN_ENV
+from diskv_trio.rsm import IdentityMismatchError, NodeSettings, ReplicaNode
+
+from ._common import (
+    EXIT_OK,
+    CommandError,
+    address_list,
+    configure_logging,
+    first_leaf,
+    non_negative_int,
+    positive_int,
+    run_until_signalled,
+)
+
+log = logging.getLogger("diskv.server")
+
+
+def add_common_server_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--me", type=non_negative_int, required=True, help="this server's index in --peers")
+    parser.add_argument("--peers", type=address_list, required=True, help="addresses of the group's replicas, A0,A1,A2")
+    parser.add_argument("--dir", type=Path, required=True, help="this server's private data directory")
+    parser.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="first start of a brand-new replica; without it an empty --dir means a lost disk",
+    )
+    parser.add_argument("--cluster", default=DEFAULT_CLUSTER_NAME, help="cluster name checked in every connection")
+    parser.add_argument("--unreliable", action="store_true", help="fault injection: drop requests and replies")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    sm = subparsers.add_parser(
+        "shardmaster",
+        help="run one shardmaster replica",
+        description="Run one replica of the configuration service until SIGTERM or Ctrl-C.",
+    )
+    add_common_server_arguments(sm)
+    sm.set_defaults(handler=run_shardmaster)
+
+    kv = subparsers.add_parser(
+        "serve",
+        help="run one shardkv replica",
+        description="Run one replica of a key/value replica group until SIGTERM or Ctrl-C.",
+    )
+    kv.add_argument("--gid", type=positive_int, required=True, help="replica group id")
+    add_common_server_arguments(kv)
+    kv.add_argument("--masters", type=address_list, required=True, help="shardmaster addresses, M0,M1,M2")
+    kv.set_defaults(handler=run_shardkv)
+
+
+def _settings(args: argparse.Namespace, role: str, group: int) -> NodeSettings:
+    if args.me >= len(args.peers):
+        raise CommandError(f"--me {args.me} is out of range for {len(args.peers)} peers", 2)
+    return NodeSettings(
+        cluster=args.cluster,
+        role=role,
+        group=group,
+        me=args.me,
+        peers=tuple(args.peers),
+        directory=args.dir,
+        bootstrap=args.bootstrap,
+        unreliable=args.unreliable,
+        token=os.environ.get(TOKEN_ENV),
+    )
+
+
+def _run_node(node: ReplicaNode, verbose: bool) -> int:
+    configure_logging(verbose)
+    settings = node.settings
+    log.info(
+        "%s starting at %s, data in %s", settings.node_id, settings.peers[settings.me], settings.directory
+    )
+    try:
+        trio.run(run_until_signalled, node.run)
+    except BaseException as raised:  # noqa: BLE001 - start-up failures become one line
+        exc = first_leaf(raised)
+        if isinstance(exc, IdentityMismatchError):
+            raise CommandError(str(exc)) from None
+        if isinstance(exc, PermissionError):
+            raise CommandError(f"cannot use {exc.filename}: permission denied") from None
+        if isinstance(exc, OSError):
+            raise CommandError(f"{settings.node_id}: {exc}") from None
+        raise
+    log.info("%s stopped", settings.node_id)
+    return EXIT_OK
+
+
+def run_shardmaster(args: argparse.Namespace) -> int:
+    from diskv_trio.shardmaster import shardmaster_node
+
+    return _run_node(shardmaster_node(_settings(args, "shardmaster", 0)), args.verbose)
+
+
+def run_shardkv(args: argparse.Namespace) -> int:
+    from diskv_trio.shardkv import shardkv_node
+
+    return _run_node(shardkv_node(_settings(args, "shardkv", args.gid), args.masters), args.verbose)

@@ -1,0 +1,359 @@
+"""A local cluster: shardmasters and replica groups as separate processes on Unix sockets.
+
+Rules kept here:
+- Each server is its own process, started with `python -m diskv_trio`, with its own data
+  directory and log file under the cluster's data directory; sockets live in a short
+  directory so Unix socket paths stay within the kernel's limit.
+- A server is given `--bootstrap` only on the very first start of its directory; every
+  later start, after a kill or a lost disk alike, is a restart.
+- Children die with the supervisor (Linux parent-death signal), and closing the cluster
+  stops every process it started: SIGTERM, then SIGKILL for any that linger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from diskv_trio._discovery import CLUSTER_FILE_NAME, DEFAULT_CLUSTER_NAME
+from diskv_trio.net import Identity, RpcPool, RpcRemoteError, RpcUnavailable, open_rpc_pool
+from diskv_trio.rsm import IDENTITY_FILE_NAME
+from diskv_trio.shardmaster import ShardmasterClerk
+
+from ._processes import python_module_argv, start_process
+
+log = logging.getLogger("diskv.cluster")
+
+SOCKET_PATH_BYTES_MAX = 100
+"""AF_UNIX paths are limited to 107 bytes on Linux; keep a margin for socket names."""
+
+READY_POLL_S = 0.02
+"""How often a starting server is asked whether it answers yet."""
+
+READY_TIMEOUT_S = 30.0
+"""A server that does not answer within this long after its start is reported as failed."""
+
+STOP_GRACE_S = 5.0
+"""How long a server gets to exit after SIGTERM before it is killed."""
+
+FIRST_GID = 100
+
+
+class ClusterError(Exception):
+    """Raised when a server of the local cluster fails to start or is unknown."""
+
+
+@dataclass
+class ServerSpec:
+    """One server of the local cluster."""
+
+    name: str
+    role: str  # "shardmaster" or "shardkv"
+    gid: int
+    me: int
+    address: str
+    directory: Path
+    peers: list[str]
+    log_path: Path
+    unreliable: bool = False
+    process: trio.Process | None = None
+    starts: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def argv(self, masters: Sequence[str], cluster: str, bootstrap: bool) -> list[str]:
+        args = [
+            "--me",
+            str(self.me),
+            "--peers",
+            ",".join(self.peers),
+            "--dir",
+            str(self.directory),
+            "--cluster",
+            cluster,
+        ]
+        if bootstrap:
+            args.append("--bootstrap")
+        if self.unreliable:
+            args.append("--unreliable")
+        if self.role == "shardmaster":
+            return python_module_argv("shardmaster", *args)
+        return python_module_argv("serve", "--gid", str(self.gid), *args, "--masters", ",".join(masters))
+
+
+def _socket_dir(data_dir: Path) -> Path:
+    candidate = data_dir.resolve() / "sock"
+    if len(str(candidate)) + 16 <= SOCKET_PATH_BYTES_MAX:
+        return candidate
+    digest = hashlib.sha256(str(candidate).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"diskv-{digest}"
+
+
+class LocalCluster:
+    """Starts, kills, restarts and stops the servers of a cluster on this machine."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        groups: int = 2,
+        replicas: int = 3,
+        masters: int = 3,
+        cluster: str = DEFAULT_CLUSTER_NAME,
+        unreliable: bool = False,
+    ) -> None:
+        if groups < 0 or replicas < 1 or masters < 1:
+            raise ValueError("need at least one shardmaster and one replica per group")
+        self.data_dir = data_dir.resolve()
+        self.cluster = cluster
+        self.socket_dir = _socket_dir(self.data_dir)
+        self.servers: dict[str, ServerSpec] = {}
+        self.gids: list[int] = []
+        master_addresses = [self._address(f"m{i}") for i in range(masters)]
+        for i in range(masters):
+            self._add(f"master-{i}", "shardmaster", 0, i, master_addresses, unreliable=False)
+        for g in range(groups):
+            gid = FIRST_GID + g
+            self.add_group(gid, replicas, unreliable=unreliable)
+        self.masters = master_addresses
+        self._pool: RpcPool | None = None
+
+    def _address(self, name: str) -> str:
+        return f"unix:{self.socket_dir / (name + '.sock')}"
+
+    def _add(self, name: str, role: str, gid: int, me: int, peers: list[str], *, unreliable: bool) -> None:
+        self.servers[name] = ServerSpec(
+            name=name,
+            role=role,
+            gid=gid,
+            me=me,
+            address=peers[me],
+            directory=self.data_dir / name,
+            peers=peers,
+            log_path=self.data_dir / "logs" / f"{name}.log",
+            unreliable=unreliable,
+        )
+
+    def add_group(self, gid: int, replicas: int, *, unreliable: bool = False) -> list[str]:
+        """Describe (not start) a new replica group; return its server names."""
+        addresses = [self._address(f"g{gid}-{j}") for j in range(replicas)]
+        names = []
+        for j in range(replicas):
+            name = f"g{gid}-{j}"
+            self._add(name, "shardkv", gid, j, addresses, unreliable=unreliable)
+            names.append(name)
+        self.gids.append(gid)
+        return names
+
+    def group_servers(self, gid: int) -> list[str]:
+        return [s.name for s in self.servers.values() if s.role == "shardkv" and s.gid == gid]
+
+    def group_addresses(self, gid: int) -> list[str]:
+        return [self.servers[n].address for n in self.group_servers(gid)]
+
+    def spec(self, name: str) -> ServerSpec:
+        try:
+            return self.servers[name]
+        except KeyError:
+            raise ClusterError(f"no server named {name!r}; known: {', '.join(self.servers)}") from None
+
+    def describe(self) -> dict[str, Any]:
+        """What `cluster.json` records: enough for clients and `diskv status` to find everything."""
+        return {
+            "cluster": self.cluster,
+            "masters": self.masters,
+            "groups": {str(gid): self.group_addresses(gid) for gid in self.gids},
+            "servers": {
+                s.name: {
+                    "role": s.role,
+                    "gid": s.gid,
+                    "address": s.address,
+                    "dir": str(s.directory),
+                    "log": str(s.log_path),
+                    "pid": s.process.pid if s.process is not None and s.process.returncode is None else None,
+                }
+                for s in self.servers.values()
+            },
+        }
+
+    def write_description(self) -> Path:
+        path = self.data_dir / CLUSTER_FILE_NAME
+        path.write_text(json.dumps(self.describe(), indent=2) + "\n")
+        return path
+
+    # ---- process control --------------------------------------------------------
+
+    @property
+    def pool(self) -> RpcPool:
+        if self._pool is None:
+            raise ClusterError("the cluster is not open")
+        return self._pool
+
+    def is_running(self, name: str) -> bool:
+        process = self.spec(name).process
+        return process is not None and process.returncode is None
+
+    async def start(self, name: str, *, wait: bool = True) -> None:
+        """Start server `name` (bootstrapping only on its directory's very first start)."""
+        spec = self.spec(name)
+        if self.is_running(name):
+            raise ClusterError(f"{name} is already running")
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        first_start = spec.starts == 0 and not (spec.directory / IDENTITY_FILE_NAME).exists() and not (
+            spec.directory.exists() and any(spec.directory.iterdir())
+        )
+        spec.directory.mkdir(parents=True, exist_ok=True)
+        argv = spec.argv(self.masters, self.cluster, bootstrap=first_start)
+        spec.process = await start_process(argv, spec.log_path)
+        spec.starts += 1
+        if wait:
+            await self.wait_answering(name)
+
+    async def wait_answering(self, name: str) -> None:
+        """Return once `name` answers RPCs; raise if it exits or stays silent too long."""
+        spec = self.spec(name)
+        with trio.move_on_after(READY_TIMEOUT_S):
+            while True:
+                if spec.process is None or spec.process.returncode is not None:
+                    tail = _tail(spec.log_path)
+                    raise ClusterError(f"{name} exited during start-up; its log ends:\n{tail}")
+                try:
+                    await self.pool.call(spec.address, "rsm.status", {}, deadline_s=0.5)
+                    return
+                except (RpcUnavailable, RpcRemoteError):
+                    await trio.sleep(READY_POLL_S)
+        raise ClusterError(f"{name} did not answer within {READY_TIMEOUT_S:g} s")
+
+    async def kill(self, name: str, *, lose_disk: bool = False) -> None:
+        """SIGKILL `name` and wait for it; with `lose_disk`, empty its directory too."""
+        spec = self.spec(name)
+        if spec.process is not None and spec.process.returncode is None:
+            spec.process.kill()
+            await spec.process.wait()
+        if lose_disk:
+            shutil.rmtree(spec.directory, ignore_errors=True)
+            spec.directory.mkdir(parents=True, exist_ok=True)
+
+    async def restart(self, name: str, *, wait: bool = True) -> None:
+        """Start `name` again on its directory (a restart, never a bootstrap)."""
+        spec = self.spec(name)
+        spec.starts = max(spec.starts, 1)
+        await self.start(name, wait=wait)
+
+    async def terminate(self, name: str) -> None:
+        """Stop `name` cleanly (SIGTERM), killing it if it lingers."""
+        spec = self.spec(name)
+        process = spec.process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(STOP_GRACE_S):
+            await process.wait()
+            return
+        process.kill()
+        await process.wait()
+
+    async def start_all(self) -> None:
+        """Start every server (shardmasters first) and wait until each answers."""
+        async with trio.open_nursery() as nursery:
+            for spec in self.servers.values():
+                if spec.role == "shardmaster" and not self.is_running(spec.name):
+                    nursery.start_soon(self.start, spec.name)
+        async with trio.open_nursery() as nursery:
+            for spec in self.servers.values():
+                if spec.role == "shardkv" and not self.is_running(spec.name):
+                    nursery.start_soon(self.start, spec.name)
+
+    async def stop_all(self) -> None:
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                for spec in self.servers.values():
+                    nursery.start_soon(self.terminate, spec.name)
+
+    def kill_all_now(self) -> None:
+        """Synchronous last resort: SIGKILL every live child."""
+        for spec in self.servers.values():
+            if spec.process is not None and spec.process.returncode is None:
+                spec.process.kill()
+
+    # ---- configuration and faults ----------------------------------------------------
+
+    def shardmaster_clerk(self) -> ShardmasterClerk:
+        return ShardmasterClerk(self.masters, self.pool)
+
+    async def join(self, gid: int) -> None:
+        await self.shardmaster_clerk().join(gid, self.group_addresses(gid))
+
+    async def leave(self, gid: int) -> None:
+        await self.shardmaster_clerk().leave(gid)
+
+    async def set_faults(
+        self,
+        name: str,
+        *,
+        unreliable: bool | None = None,
+        cut: Sequence[str] | None = None,
+        deaf: bool | None = None,
+    ) -> dict[str, Any]:
+        """Change a running server's fault injection through its admin call."""
+        args: dict[str, Any] = {}
+        if unreliable is not None:
+            args["unreliable"] = unreliable
+        if cut is not None:
+            args["cut"] = list(cut)
+        if deaf is not None:
+            args["deaf"] = deaf
+        return await self.pool.call(self.spec(name).address, "admin.faults", args, deadline_s=5.0)
+
+    async def status(self, name: str) -> dict[str, Any]:
+        return await self.pool.call(self.spec(name).address, "rsm.status", {}, deadline_s=2.0)
+
+    def disk_bytes(self, names: Sequence[str] | None = None) -> int:
+        """Bytes in the data directories of `names` (default: every server), files only."""
+        total = 0
+        for name in names if names is not None else list(self.servers):
+            for path in self.spec(name).directory.rglob("*"):
+                if path.is_file():
+                    total += path.stat().st_size
+        return total
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@asynccontextmanager
+async def open_local_cluster(
+    data_dir: Path, *, start: bool = True, **options: Any
+) -> AsyncIterator[LocalCluster]:
+    """A local cluster whose processes are all stopped when the block exits, however it exits."""
+    cluster = LocalCluster(data_dir, **options)
+    cluster.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        async with open_rpc_pool(Identity(cluster.cluster, "admin", "supervisor")) as pool:
+            cluster._pool = pool
+            try:
+                if start:
+                    await cluster.start_all()
+                    cluster.write_description()
+                yield cluster
+            finally:
+                await cluster.stop_all()
+                cluster._pool = None
+    finally:
+        cluster.kill_all_now()
+        if cluster.socket_dir != cluster.data_dir / "sock":
+            shutil.rmtree(cluster.socket_dir, ignore_errors=True)

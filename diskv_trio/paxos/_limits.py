@@ -1,0 +1,42 @@
+"""Timing and size limits of the Paxos layer, each with its reason.
+
+Times are seconds of the driver's clock (Trio's clock in the peer, simulated time in
+tests); the core only compares them with the `now` it is handed.
+"""
+
+from __future__ import annotations
+
+# A proposer round that has not collected a majority by then is abandoned and retried.
+# Real calls fail fast when a peer is down or cut off, so this only covers lost messages.
+round_timeout_s = 0.25
+
+# Randomised exponential back-off between a proposer's rounds, so that dueling proposers
+# (TestRPCCount: all three start the same instances) settle instead of preempting each
+# other forever. The cap keeps a retrying proposer prompt after a partition heals
+# (TestPartition: the peer that switches sides must carry the decision over).
+backoff_base_s = 0.01
+backoff_max_s = 0.3
+
+# A fence attempt without enough answers by then is retried with a new nonce. A peer that
+# lost its disk must vote again within about 2 s once a majority of intact peers is
+# reachable (course Test5OneLostDisk), so attempts are short and retried quickly.
+fence_timeout_s = 0.25
+fence_retry_min_s = 0.005
+fence_retry_max_s = 0.05
+# A fence call that failed (request dropped, reply lost) is sent again after this delay,
+# within the same attempt, until the attempt times out.
+fence_resend_s = 0.02
+
+# A changed done value is sent on its own (paxos.done) only if no other Paxos message
+# carried it to that peer within this delay: the disk-use tests need Done() to reach the
+# peers within their 2.1 s wait, and the RPC-count test forbids idle traffic otherwise.
+done_notice_delay_s = 0.05
+done_notice_retry_max_s = 1.0
+
+# Deadline of one Paxos RPC. Longer than a journal sync plus a round trip by far.
+rpc_deadline_s = 1.0
+
+assert backoff_base_s < backoff_max_s
+assert fence_retry_min_s < fence_retry_max_s < fence_timeout_s
+assert fence_resend_s < fence_timeout_s
+assert done_notice_delay_s < done_notice_retry_max_s

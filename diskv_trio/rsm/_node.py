@@ -1,0 +1,304 @@
+"""A replica node: one server process's directory, journal, Paxos peer, RPC server and log.
+
+Rules kept here (DESIGN.md sections 4 and 6):
+- Start-up decides between a fresh start (`bootstrap` on a directory without an identity),
+  a restart with the disk intact (identity present, journal replays), and a disk loss
+  (no identity without `bootstrap`, a journal that is corrupt rather than torn, or the
+  forced-repair marker of `diskv-journal repair --force`).
+- After a disk loss the node keeps whatever it found in a `lost-*` folder, starts on an
+  empty journal, lets Paxos fence its peers, then fetches the applied state from the most
+  advanced intact peer, installs it and only then writes its identity and serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import journal as journal_pkg
+from diskv_trio.net import (
+    ApplicationError,
+    CallContext,
+    Faults,
+    Identity,
+    RpcPool,
+    RpcRemoteError,
+    RpcServer,
+    RpcUnavailable,
+    open_rpc_pool,
+)
+from diskv_trio.paxos import PaxosPeer, PaxosUnreachable
+
+from ._identity import (
+    ServerIdentity,
+    check_identity,
+    read_identity,
+    write_identity,
+)
+from ._rsm import ReplicatedStateMachine, StateMachine
+from ._storage import ServerStorage
+
+log = logging.getLogger("diskv.node")
+
+Handler = Callable[[dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
+
+PAXOS_CALL_DEADLINE_S = 1.0
+"""Deadline of one Paxos RPC: a peer silent for this long is treated as unreachable."""
+
+STATE_FETCH_DEADLINE_S = 30.0
+"""Deadline for fetching the applied state (it may be large) from one peer."""
+
+STATE_FETCH_RETRY_S = 0.1
+"""Pause between rounds of state-fetch attempts while no intact peer answers."""
+
+
+class NotServingError(ApplicationError):
+    """Raised to callers while the node is still recovering."""
+
+    def __init__(self) -> None:
+        super().__init__("ErrNotReady", "replica is recovering and does not serve yet")
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """What a replica node needs to know to start."""
+
+    cluster: str
+    role: str
+    group: int
+    me: int
+    peers: tuple[str, ...]
+    directory: Path
+    bootstrap: bool = False
+    unreliable: bool = False
+    token: str | None = None
+
+    @property
+    def node_id(self) -> str:
+        return f"{self.role}-{self.group}-{self.me}"
+
+    @property
+    def identity(self) -> ServerIdentity:
+        return ServerIdentity(self.cluster, self.role, self.group, self.me)
+
+
+class _PoolTransport:
+    """The Paxos transport over the node's RPC pool."""
+
+    def __init__(self, pool: RpcPool, peers: tuple[str, ...]) -> None:
+        self._pool = pool
+        self._peers = peers
+
+    async def call(
+        self, peer: int, method: str, args: dict[str, Any], *, deadline_s: float
+    ) -> dict[str, Any]:
+        try:
+            return await self._pool.call(self._peers[peer], method, args, deadline_s=deadline_s)
+        except RpcUnavailable as exc:
+            raise PaxosUnreachable(str(exc)) from exc
+
+
+def _move_aside(directory: Path, reason: str) -> Path | None:
+    """Move every file of `directory` into a new `lost-*` folder; return it (None if empty)."""
+    entries = [p for p in directory.iterdir() if not p.name.startswith("lost-")]
+    entries = [p for p in entries if not p.is_socket()]
+    if not entries:
+        return None
+    target = directory / f"lost-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    target.mkdir()
+    for entry in entries:
+        shutil.move(str(entry), target / entry.name)
+    (target / "REASON").write_text(reason + "\n")
+    log.warning("moved the previous contents of %s to %s: %s", directory, target, reason)
+    return target
+
+
+def open_directory(settings: NodeSettings) -> tuple[journal_pkg.Journal, bool]:
+    """Open the node's journal; return it and whether the node lost its disk.
+
+    Raises:
+        IdentityMismatchError: the directory belongs to another server.
+        OSError: the directory cannot be created or read.
+    """
+    directory = settings.directory
+    directory.mkdir(parents=True, exist_ok=True)
+    found = read_identity(directory)
+    if found is not None:
+        check_identity(found, settings.identity, directory)
+        if journal_pkg.is_force_repaired(directory):
+            _move_aside(directory, "journal was force-repaired; treating the disk as lost")
+            return journal_pkg.Journal.open(directory), True
+        try:
+            return journal_pkg.Journal.open(directory), False
+        except journal_pkg.CorruptJournalError as exc:
+            _move_aside(directory, f"journal is corrupt: {exc}")
+            return journal_pkg.Journal.open(directory), True
+    if settings.bootstrap:
+        opened = journal_pkg.Journal.open(directory)
+        write_identity(directory, settings.identity)
+        return opened, False
+    _move_aside(directory, "no identity file and not bootstrapping: the disk was lost")
+    return journal_pkg.Journal.open(directory), True
+
+
+MachineFactory = Callable[[dict[str, Any] | None], StateMachine]
+HandlerFactory = Callable[["ReplicaNode"], Mapping[str, Handler]]
+
+
+class ReplicaNode:
+    """Runs one replica until cancelled.
+
+    `run` reports started once the replica answers RPCs (Paxos included); `serving` is set
+    once it may answer clients, which after a disk loss is only when recovery is complete.
+    """
+
+    def __init__(
+        self,
+        settings: NodeSettings,
+        machine_factory: MachineFactory,
+        handler_factory: HandlerFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self._machine_factory = machine_factory
+        self._handler_factory = handler_factory
+        self.faults = Faults(unreliable=settings.unreliable)
+        self.serving = trio.Event()
+        self.recovering = False
+        self.rsm: ReplicatedStateMachine | None = None
+        self.storage: ServerStorage | None = None
+        self.pool: RpcPool | None = None
+
+    def require_serving(self) -> ReplicatedStateMachine:
+        """The state machine, or a typed error for callers while recovering."""
+        if not self.serving.is_set() or self.rsm is None:
+            raise NotServingError()
+        return self.rsm
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        settings = self.settings
+        opened, disk_lost = await trio.to_thread.run_sync(open_directory, settings)
+        self.recovering = disk_lost
+        with opened:
+            storage = ServerStorage(opened)
+            self.storage = storage
+            state = storage.loaded_state() or {}
+            restored = PaxosPeer.restore(state.get("paxos"), storage.paxos_records())
+            machine = self._machine_factory(state.get("machine"))
+            applied = int(state.get("applied", -1))
+            identity = Identity(settings.cluster, settings.role, settings.node_id)
+            async with open_rpc_pool(identity, token=settings.token, faults=self.faults) as pool:
+                self.pool = pool
+                peer = PaxosPeer(
+                    peer_count=len(settings.peers),
+                    me=settings.me,
+                    storage=storage,
+                    transport=_PoolTransport(pool, settings.peers),
+                    restored=restored,
+                    recovering=disk_lost,
+                )
+                rsm = ReplicatedStateMachine(
+                    peer=peer, machine=machine, applied=applied, storage=storage
+                )
+                self.rsm = rsm
+                handlers: dict[str, Handler] = dict(peer.handlers())
+                handlers["rsm.fetch_state"] = self._handle_fetch_state
+                handlers["rsm.status"] = self._handle_status
+                if self._handler_factory is not None:
+                    handlers.update(self._handler_factory(self))
+                server = RpcServer(
+                    settings.peers[settings.me],
+                    identity,
+                    handlers,
+                    token=settings.token,
+                    faults=self.faults,
+                )
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(server.serve)
+                    await nursery.start(peer.run)
+                    task_status.started()
+                    if disk_lost:
+                        await self._recover(rsm)
+                    await nursery.start(rsm.run)
+                    self.serving.set()
+
+    # ---- disk-loss recovery ---------------------------------------------------------
+
+    async def _recover(self, rsm: ReplicatedStateMachine) -> None:
+        """Fence (in Paxos), fetch the applied state, install it, then claim the directory."""
+        log.info("%s: recovering from disk loss", self.settings.node_id)
+        await rsm.peer.wait_voting()
+        fetched = await self._fetch_best_state()
+        machine = self._machine_factory(fetched["machine"])
+        rsm.install(machine, int(fetched["applied"]))
+        await rsm.compact()
+        assert self.storage is not None
+        directory = self.settings.directory
+        await trio.to_thread.run_sync(write_identity, directory, self.settings.identity)
+        await trio.to_thread.run_sync(journal_pkg.clear_force_repaired, directory)
+        self.recovering = False
+        log.info(
+            "%s: recovered state at instance %d", self.settings.node_id, fetched["applied"]
+        )
+
+    async def _fetch_best_state(self) -> dict[str, Any]:
+        """Ask every other replica for its applied state; keep the most advanced reply."""
+        assert self.pool is not None
+        pool = self.pool
+        others = [a for i, a in enumerate(self.settings.peers) if i != self.settings.me]
+        while True:
+            replies: list[dict[str, Any]] = []
+
+            async def ask(address: str, replies: list[dict[str, Any]] = replies) -> None:
+                try:
+                    reply = await pool.call(
+                        address, "rsm.fetch_state", {}, deadline_s=STATE_FETCH_DEADLINE_S
+                    )
+                except (RpcUnavailable, RpcRemoteError):
+                    return
+                if isinstance(reply.get("applied"), int) and "machine" in reply:
+                    replies.append(reply)
+
+            async with trio.open_nursery() as nursery:
+                for address in others:
+                    nursery.start_soon(ask, address)
+            if replies:
+                return max(replies, key=lambda r: r["applied"])
+            await trio.sleep(STATE_FETCH_RETRY_S)
+
+    # ---- handlers -----------------------------------------------------------------
+
+    async def _handle_fetch_state(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        rsm = self.require_serving()
+        return rsm.application_state()
+
+    async def _handle_status(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        stats: dict[str, Any] = {
+            "node": self.settings.node_id,
+            "role": self.settings.role,
+            "group": self.settings.group,
+            "me": self.settings.me,
+            "state": "recovering" if self.recovering else "intact",
+            "serving": self.serving.is_set(),
+            "pid": os.getpid(),
+        }
+        if self.rsm is not None:
+            stats |= {
+                "applied": self.rsm.applied,
+                "max": self.rsm.peer.max(),
+                "min": self.rsm.peer.min(),
+                "paxos": self.rsm.peer.statistics(),
+            }
+            describe = getattr(self.rsm.machine, "describe", None)
+            if callable(describe):
+                stats["machine"] = describe()
+        if self.storage is not None:
+            stats["journal_bytes"] = self.storage.bytes_on_disk()
+        return stats

@@ -1,0 +1,264 @@
+"""A replicated state machine: client ops -> Paxos log -> apply in order -> replies.
+
+Rules kept here:
+- Every op is applied only through the log, in instance order, on every replica alike;
+  a caller's reply is the result of applying its op, never a guess.
+- Ops that arrive while an agreement is in flight ride together in the next log entry
+  (a batch), so throughput grows with concurrency rather than with agreements.
+- A replica fills a hole in the log (an instance someone started but that never reached it)
+  by proposing a no-op there, which learns the decided value if there is one.
+- `done()` is called for an instance only after it is applied; the instance's decided
+  record is in the journal, so a restart re-applies it from there.
+- A snapshot captures the Paxos state and the applied state at the same moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+
+from diskv_trio.paxos import Fate, PaxosPeer
+
+from ._storage import ServerStorage
+
+log = logging.getLogger("diskv.rsm")
+
+BATCH_OPS_MAX = 512
+"""Ops in one log entry: bounds the size of one agreement and of one apply step."""
+
+QUEUED_OPS_MAX = 4096
+"""Ops waiting for a log entry; beyond this callers are told the server is busy."""
+
+HOLE_WAIT_S = 0.15
+"""How long an instance may stay undecided below max() before a no-op is proposed there."""
+
+COMPACTION_CHECK_S = 0.25
+"""How often the compaction policy is consulted."""
+
+IDLE_AFTER_S = 0.5
+"""No op applied for this long counts as idle: compaction then removes all garbage."""
+
+NOOP: dict[str, Any] = {"noop": True}
+
+
+class StateMachine(Protocol):
+    """The deterministic application state that the log drives."""
+
+    def apply(self, op: dict[str, Any]) -> dict[str, Any]: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+
+class ServerBusyError(Exception):
+    """Raised by `submit` when too many ops are already waiting for the log."""
+
+
+@dataclass
+class _Slot:
+    """Where one submitted op's reply lands."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    reply: dict[str, Any] | None = None
+
+
+@dataclass
+class _Batch:
+    number: int
+    ops: list[dict[str, Any]]
+    slots: list[_Slot]
+
+
+class ReplicatedStateMachine:
+    """Drives `machine` from the Paxos log of `peer`, journalling through `storage`."""
+
+    def __init__(
+        self,
+        *,
+        peer: PaxosPeer,
+        machine: StateMachine,
+        applied: int,
+        storage: ServerStorage,
+        on_applied: Callable[[int], None] | None = None,
+    ) -> None:
+        self.peer = peer
+        self.machine = machine
+        self.applied = applied
+        self._storage = storage
+        self._on_applied = on_applied
+        self._proposer_id = os.urandom(8).hex()
+        self._queue: deque[tuple[dict[str, Any], _Slot]] = deque()
+        self._queue_changed = trio.Event()
+        self._batches: dict[int, _Batch] = {}
+        self._batch_count = 0
+        self._applied_changed = trio.Event()
+        self._last_apply_time = -math.inf
+        self._min_at_last_snapshot = peer.min()
+        self.ops_applied = 0
+
+    # ---- public API -------------------------------------------------------------------
+
+    async def submit(self, op: dict[str, Any]) -> dict[str, Any]:
+        """Place `op` in the log and return the result of applying it.
+
+        Cancelling the caller abandons the wait, not the op: it may still be applied.
+
+        Raises:
+            ServerBusyError: too many ops are queued already.
+        """
+        if len(self._queue) >= QUEUED_OPS_MAX:
+            raise ServerBusyError(f"{len(self._queue)} ops already queued")
+        slot = _Slot()
+        self._queue.append((op, slot))
+        self._queue_changed.set()
+        await slot.done.wait()
+        assert slot.reply is not None
+        return slot.reply
+
+    async def wait_applied(self, seq: int) -> None:
+        """Return once instance `seq` has been applied here."""
+        while self.applied < seq:
+            await self._applied_changed.wait()
+
+    def snapshot_state(self) -> dict[str, Any]:
+        """Both layers at this instant, for a journal snapshot."""
+        return {
+            "paxos": self.peer.snapshot_state(),
+            "applied": self.applied,
+            "machine": self.machine.snapshot(),
+        }
+
+    def application_state(self) -> dict[str, Any]:
+        """The applied state alone, for a replica recovering from disk loss."""
+        return {"applied": self.applied, "machine": self.machine.snapshot()}
+
+    def install(self, machine: StateMachine, applied: int) -> None:
+        """Replace the applied state with one fetched from a peer (disk-loss recovery)."""
+        assert not self._batches or applied >= self.applied
+        self.machine = machine
+        self.applied = applied
+        self.peer.done(applied)
+        self._signal_applied()
+
+    async def compact(self) -> None:
+        """Write a snapshot of both layers now."""
+        await self._storage.snapshot(self.snapshot_state())
+        self._min_at_last_snapshot = self.peer.min()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Propose, apply and compact until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._apply_loop)
+            nursery.start_soon(self._propose_loop)
+            nursery.start_soon(self._compaction_loop)
+            task_status.started()
+
+    # ---- proposing --------------------------------------------------------------------
+
+    async def _propose_loop(self) -> None:
+        while True:
+            while not self._queue:
+                self._queue_changed = trio.Event()
+                await self._queue_changed.wait()
+            ops: list[dict[str, Any]] = []
+            slots: list[_Slot] = []
+            while self._queue and len(ops) < BATCH_OPS_MAX:
+                op, slot = self._queue.popleft()
+                ops.append(op)
+                slots.append(slot)
+            self._batch_count += 1
+            batch = _Batch(self._batch_count, ops, slots)
+            self._batches[batch.number] = batch
+            await self._propose_until_decided(batch)
+
+    async def _propose_until_decided(self, batch: _Batch) -> None:
+        entry = {"proposer": self._proposer_id, "batch": batch.number, "ops": batch.ops}
+        seq = self.applied + 1
+        while True:
+            seq = max(seq, self.applied + 1, self.peer.max() + 1)
+            self.peer.start(seq, entry)
+            decided = await self._wait_decided(seq)
+            if decided == entry:
+                return  # the apply loop answers the slots
+            seq += 1
+
+    async def _wait_decided(self, seq: int) -> Any:
+        """The value decided for `seq`, or None if it was forgotten before we saw it."""
+        while True:
+            fate, value = self.peer.status(seq)
+            if fate == Fate.DECIDED:
+                return value
+            if fate == Fate.FORGOTTEN:
+                return None
+            try:
+                return await self.peer.wait_decided(seq)
+            except Exception:  # forgotten while waiting
+                return None
+
+    # ---- applying ---------------------------------------------------------------------
+
+    async def _apply_loop(self) -> None:
+        while True:
+            seq = self.applied + 1
+            fate, value = self.peer.status(seq)
+            if fate == Fate.DECIDED:
+                self._apply(seq, value)
+                continue
+            if fate == Fate.FORGOTTEN:
+                # Everyone else moved past an instance we never applied: only a snapshot
+                # transfer can help; wait for the recovery task to install one.
+                await self._applied_changed_or_timeout(HOLE_WAIT_S)
+                continue
+            with trio.move_on_after(HOLE_WAIT_S):
+                value = await self.peer.wait_decided(seq)
+                self._apply(seq, value)
+                continue
+            if self.peer.max() >= seq:
+                self.peer.start(seq, NOOP)
+
+    async def _applied_changed_or_timeout(self, timeout_s: float) -> None:
+        with trio.move_on_after(timeout_s):
+            await self._applied_changed.wait()
+
+    def _apply(self, seq: int, value: Any) -> None:
+        assert seq == self.applied + 1
+        mine = (
+            isinstance(value, dict)
+            and value.get("proposer") == self._proposer_id
+            and value.get("batch") in self._batches
+        )
+        batch = self._batches.pop(value["batch"]) if mine else None
+        ops = value.get("ops", []) if isinstance(value, dict) else []
+        for index, op in enumerate(ops):
+            reply = self.machine.apply(op) if isinstance(op, dict) else {"err": "ErrBadOp"}
+            self.ops_applied += 1
+            if batch is not None and index < len(batch.slots):
+                slot = batch.slots[index]
+                slot.reply = reply
+                slot.done.set()
+        self.applied = seq
+        self._last_apply_time = trio.current_time()
+        self.peer.done(seq)
+        if self._on_applied is not None:
+            self._on_applied(seq)
+        self._signal_applied()
+
+    def _signal_applied(self) -> None:
+        self._applied_changed.set()
+        self._applied_changed = trio.Event()
+
+    # ---- compaction -------------------------------------------------------------------
+
+    async def _compaction_loop(self) -> None:
+        while True:
+            await trio.sleep(COMPACTION_CHECK_S)
+            idle = trio.current_time() - self._last_apply_time >= IDLE_AFTER_S
+            forgot = self.peer.min() != self._min_at_last_snapshot
+            if self._storage.should_compact(idle=idle) or (idle and forgot):
+                await self.compact()

@@ -1,0 +1,74 @@
+"""The shardmaster clerk: Join / Leave / Move / Query against any live shardmaster."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from diskv_trio.net import RpcPool, RpcRemoteError, RpcUnavailable
+
+from ._config import Config
+
+CALL_DEADLINE_S = 2.0
+"""One attempt at one shardmaster; a partitioned master is abandoned after this."""
+
+ROUND_PAUSE_S = 0.1
+"""Pause after a round in which no shardmaster answered (as the original clerk)."""
+
+
+class ShardmasterError(Exception):
+    """Raised when a shardmaster rejects an op (bad gid, bad shard, unknown op)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class ShardmasterClerk:
+    """Calls the shardmasters in turn until one answers; retries forever (use cancel scopes).
+
+    Args:
+        masters: the shardmasters' addresses.
+        pool: an open RPC pool to send through.
+    """
+
+    def __init__(self, masters: Sequence[str], pool: RpcPool) -> None:
+        if not masters:
+            raise ValueError("at least one shardmaster address is needed")
+        self.masters = list(masters)
+        self._pool = pool
+        self._preferred = 0
+
+    async def _call(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        while True:
+            for offset in range(len(self.masters)):
+                index = (self._preferred + offset) % len(self.masters)
+                try:
+                    reply = await self._pool.call(
+                        self.masters[index], method, args, deadline_s=CALL_DEADLINE_S
+                    )
+                except RpcUnavailable:
+                    continue
+                except RpcRemoteError as exc:
+                    if exc.code in ("ErrNotReady", "busy", "internal"):
+                        continue
+                    raise ShardmasterError(exc.code, exc.message) from exc
+                self._preferred = index
+                return reply
+            await trio.sleep(ROUND_PAUSE_S)
+
+    async def join(self, gid: int, servers: Sequence[str]) -> None:
+        await self._call("sm.join", {"gid": gid, "servers": list(servers)})
+
+    async def leave(self, gid: int) -> None:
+        await self._call("sm.leave", {"gid": gid})
+
+    async def move(self, shard: int, gid: int) -> None:
+        await self._call("sm.move", {"shard": shard, "gid": gid})
+
+    async def query(self, num: int = -1) -> Config:
+        reply = await self._call("sm.query", {"num": num})
+        return Config.from_wire(reply["config"])

@@ -1,0 +1,46 @@
+"""The shardmaster server: configuration ops through the Paxos log.
+
+Every op, Query included, is placed in the log and answered from the applied result, so a
+replica that was cut off learns the latest configuration by proposing and never answers
+from stale state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from diskv_trio.net import ApplicationError, CallContext
+from diskv_trio.rsm import NodeSettings, ReplicaNode
+from diskv_trio.rsm._node import Handler
+
+from ._state import ShardmasterState
+
+SHARDMASTER_ROLE = "shardmaster"
+SHARDMASTER_GROUP = 0
+OPS = ("join", "leave", "move", "query")
+
+
+def _machine_factory(snapshot: dict[str, Any] | None) -> ShardmasterState:
+    return ShardmasterState() if snapshot is None else ShardmasterState.restore(snapshot)
+
+
+def _handlers(node: ReplicaNode) -> Mapping[str, Handler]:
+    def make(op_name: str) -> Handler:
+        async def handle(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+            rsm = node.require_serving()
+            reply = await rsm.submit({**args, "op": op_name})
+            if not reply.get("ok", False):
+                raise ApplicationError(
+                    str(reply.get("error", "ErrBadOp")), str(reply.get("message", ""))
+                )
+            return reply
+
+        return handle
+
+    return {f"sm.{name}": make(name) for name in OPS}
+
+
+def shardmaster_node(settings: NodeSettings) -> ReplicaNode:
+    """A replica node serving the shardmaster ops (`sm.join`, `sm.leave`, `sm.move`, `sm.query`)."""
+    return ReplicaNode(settings, _machine_factory, _handlers)

@@ -1,0 +1,113 @@
+"""The file layer under the journal: a narrow interface, the real one, and nothing else.
+
+The journal touches the disk only through `FileSystem`, so tests can put
+`SimulatedFileSystem` under it and crash it, losing what was not yet synced. Paths are
+plain strings; every method raises `OSError` like the os module does.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+
+class FileHandle(Protocol):
+    """A file open for appending."""
+
+    def write(self, data: bytes) -> None:
+        """Append all of data (reaches the page cache: survives a process kill, not power loss)."""
+
+    def sync(self) -> None:
+        """Make everything written so far durable (fdatasync)."""
+
+    def truncate(self, size_bytes: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileSystem(Protocol):
+    def make_dirs(self, path: str) -> None: ...
+
+    def is_dir(self, path: str) -> bool: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def list_dir(self, path: str) -> list[str]: ...
+
+    def read_file(self, path: str) -> bytes: ...
+
+    def file_size(self, path: str) -> int: ...
+
+    def open_append(self, path: str, *, create: bool) -> FileHandle:
+        """Open for appending; create=True requires that the file does not exist yet."""
+
+    def rename(self, source: str, target: str) -> None: ...
+
+    def remove(self, path: str) -> None: ...
+
+    def sync_dir(self, path: str) -> None:
+        """Make creates, renames and removes in the directory durable (fsync of the directory)."""
+
+
+class _RealFileHandle:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def sync(self) -> None:
+        os.fdatasync(self._fd)
+
+    def truncate(self, size_bytes: int) -> None:
+        os.ftruncate(self._fd, size_bytes)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+
+class RealFileSystem:
+    """The operating system's files, written with unbuffered os.write."""
+
+    def make_dirs(self, path: str) -> None:
+        os.makedirs(path, exist_ok=True)
+
+    def is_dir(self, path: str) -> bool:
+        return os.path.isdir(path)
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        return os.listdir(path)
+
+    def read_file(self, path: str) -> bytes:
+        with open(path, "rb") as file:
+            return file.read()
+
+    def file_size(self, path: str) -> int:
+        return os.stat(path).st_size
+
+    def open_append(self, path: str, *, create: bool) -> FileHandle:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        if create:
+            flags |= os.O_CREAT | os.O_EXCL
+        return _RealFileHandle(os.open(path, flags, 0o644))
+
+    def rename(self, source: str, target: str) -> None:
+        os.rename(source, target)
+
+    def remove(self, path: str) -> None:
+        os.remove(path)
+
+    def sync_dir(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
