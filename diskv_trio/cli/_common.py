@@ -85,7 +85,8 @@ async def _wait_parent_gone() -> None:
     expected = os.environ.get(PARENT_PID_ENV)
     if not expected or not expected.isdigit():
         await trio.sleep_forever()
-    while os.getppid() == int(expected):
+    # Polling is the only portable way to notice a parent's death from the child.
+    while os.getppid() == int(expected):  # noqa: ASYNC110
         await trio.sleep(PARENT_CHECK_S)
     logging.getLogger("diskv").warning("supervisor %s is gone, stopping", expected)
 

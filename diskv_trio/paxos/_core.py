@@ -954,7 +954,11 @@ def restore_state(
         elif kind == "r":
             state.recovering = True
         elif kind == "m":
-            state.min = max(state.min, _int_field(record, "m"))
+            # min() never passes the application's own done value from the snapshot: the
+            # instances after it are re-applied from these records after a restart, so
+            # they must survive the replay even if everyone had forgotten them before.
+            recorded_min = min(_int_field(record, "m"), state.own_done + 1)
+            state.min = max(state.min, recorded_min)
             for peer, done in _dones_field(record.get("dn")).items():
                 state.dones[peer] = max(state.dones.get(peer, -1), done)
             for seq in [s for s in state.instances if s < state.min]:

@@ -228,6 +228,7 @@ class ReplicaNode:
                         await self._recover(rsm)
                     await nursery.start(rsm.run)
                     self.serving.set()
+                    nursery.start_soon(self._catch_up_when_behind, rsm)
 
     # ---- disk-loss recovery ---------------------------------------------------------
 
@@ -248,8 +249,26 @@ class ReplicaNode:
             "%s: recovered state at instance %d", self.settings.node_id, fetched["applied"]
         )
 
-    async def _fetch_best_state(self) -> dict[str, Any]:
-        """Ask every other replica for its applied state; keep the most advanced reply."""
+    async def _catch_up_when_behind(self, rsm: ReplicatedStateMachine) -> None:
+        """Install a peer's applied state whenever the log we need was forgotten by all."""
+        while True:
+            await rsm.behind.wait()
+            fetched = await self._fetch_best_state(at_least=rsm.applied + 1)
+            log.warning(
+                "%s: instance %d was forgotten everywhere; installing a peer's state at %d",
+                self.settings.node_id,
+                rsm.applied + 1,
+                fetched["applied"],
+            )
+            rsm.install(self._machine_factory(fetched["machine"]), int(fetched["applied"]))
+            await rsm.compact()
+
+    async def _fetch_best_state(self, at_least: int = -1) -> dict[str, Any]:
+        """Ask every other replica for its applied state; keep the most advanced reply.
+
+        Args:
+            at_least: ignore replies that have applied fewer instances than this.
+        """
         assert self.pool is not None
         pool = self.pool
         others = [a for i, a in enumerate(self.settings.peers) if i != self.settings.me]
@@ -269,6 +288,7 @@ class ReplicaNode:
             async with trio.open_nursery() as nursery:
                 for address in others:
                     nursery.start_soon(ask, address)
+            replies = [r for r in replies if r["applied"] >= at_least]
             if replies:
                 return max(replies, key=lambda r: r["applied"])
             await trio.sleep(STATE_FETCH_RETRY_S)

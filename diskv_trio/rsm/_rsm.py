@@ -101,6 +101,8 @@ class ReplicatedStateMachine:
         self._last_apply_time = -math.inf
         self._min_at_last_snapshot = peer.min()
         self.ops_applied = 0
+        self.behind = trio.Event()
+        """Set when the next instance to apply was forgotten by everyone: state transfer needed."""
 
     # ---- public API -------------------------------------------------------------------
 
@@ -139,11 +141,12 @@ class ReplicatedStateMachine:
         return {"applied": self.applied, "machine": self.machine.snapshot()}
 
     def install(self, machine: StateMachine, applied: int) -> None:
-        """Replace the applied state with one fetched from a peer (disk-loss recovery)."""
-        assert not self._batches or applied >= self.applied
+        """Replace the applied state with a more advanced one fetched from a peer."""
+        assert applied >= self.applied
         self.machine = machine
         self.applied = applied
         self.peer.done(applied)
+        self.behind = trio.Event()
         self._signal_applied()
 
     async def compact(self) -> None:
@@ -211,8 +214,9 @@ class ReplicatedStateMachine:
                 self._apply(seq, value)
                 continue
             if fate == Fate.FORGOTTEN:
-                # Everyone else moved past an instance we never applied: only a snapshot
-                # transfer can help; wait for the recovery task to install one.
+                # Everyone moved past an instance we never applied: only a transfer of the
+                # applied state can help; the node installs one and wakes us.
+                self.behind.set()
                 await self._applied_changed_or_timeout(HOLE_WAIT_S)
                 continue
             with trio.move_on_after(HOLE_WAIT_S):

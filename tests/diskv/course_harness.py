@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +39,16 @@ class Course:
     def server(self, gi: int, si: int) -> str:
         return self.cluster.group_servers(self.gids[gi])[si]
 
+    def connect(self) -> AbstractAsyncContextManager[Client]:
+        """A new clerk as a context manager, for tasks that open their own."""
+        return connect(self.cluster.masters, cluster=self.cluster.cluster)
+
     async def clerk(self) -> Client:
-        """A new clerk (client) on the cluster, closed when the test ends."""
+        """A new clerk (client) on the cluster, closed when the test ends.
+
+        Only for the test's own task: a child task must use `connect()` instead, since the
+        clerk's context is closed by the test's exit stack.
+        """
         return await self.stack.enter_async_context(
             connect(self.cluster.masters, cluster=self.cluster.cluster)
         )

@@ -52,11 +52,11 @@ async def assert_get_blocks(nursery: trio.Nursery, tc: Course, key: str, seconds
     The original leaks the goroutine; here it runs until the caller cancels `nursery`.
     """
     returned = trio.Event()
-    ck1 = await tc.clerk()
 
     async def get() -> None:
-        await ck1.get(key)
-        returned.set()
+        async with tc.connect() as ck1:
+            await ck1.get(key)
+            returned.set()
 
     nursery.start_soon(get)
     with trio.move_on_after(seconds):
@@ -246,13 +246,13 @@ async def test_concurrent_crash_reliable(short_tmp: Path) -> None:
         counts = [0] * 5
 
         async def client(me: int) -> None:
-            ck1 = await tc.clerk()
-            n = 0
-            while not stop or n < 5:
-                await ck1.append(k1, f"x {me} {n} y")
-                n += 1
-                await trio.sleep(0.2)
-            counts[me] = n
+            async with tc.connect() as ck1:
+                n = 0
+                while not stop or n < 5:
+                    await ck1.append(k1, f"x {me} {n} y")
+                    n += 1
+                    await trio.sleep(0.2)
+                counts[me] = n
 
         async with trio.open_nursery() as nursery:
             for me in range(5):

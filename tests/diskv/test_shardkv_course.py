@@ -143,19 +143,19 @@ async def do_concurrent(short_tmp: Path, unreliable: bool) -> None:
         npara = 11
 
         async def client(me: int) -> None:
-            ck = await tc.clerk()
-            mck = ck.shardmasters
-            key = str(me)
-            last = ""
-            for _ in range(3):
-                nv = str(random.randrange(2**62))
-                await ck.append(key, nv)
-                last += nv
-                v = await ck.get(key)
-                assert v == last, f"Get({key}) expected {last} got {v}"
-                gi = random.randrange(len(tc.gids))
-                await mck.move(random.randrange(SHARD_COUNT), tc.gids[gi])
-                await trio.sleep(random.randrange(30) / 1000)
+            async with tc.connect() as ck:
+                mck = ck.shardmasters
+                key = str(me)
+                last = ""
+                for _ in range(3):
+                    nv = str(random.randrange(2**62))
+                    await ck.append(key, nv)
+                    last += nv
+                    v = await ck.get(key)
+                    assert v == last, f"Get({key}) expected {last} got {v}"
+                    gi = random.randrange(len(tc.gids))
+                    await mck.move(random.randrange(SHARD_COUNT), tc.gids[gi])
+                    await trio.sleep(random.randrange(30) / 1000)
 
         async with trio.open_nursery() as nursery:
             for i in range(npara):
