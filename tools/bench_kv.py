@@ -23,7 +23,7 @@ DURATION_S = 4.0
 VALUE = "v" * 100
 
 
-async def _rpc_baseline(cluster, seconds: float) -> float:  # type: ignore[no-untyped-def]
+async def _rpc_baseline(cluster, seconds: float) -> float:
     address = cluster.servers[cluster.group_servers(cluster.gids[0])[0]].address
     count = 0
     deadline = time.monotonic() + seconds
@@ -33,7 +33,7 @@ async def _rpc_baseline(cluster, seconds: float) -> float:  # type: ignore[no-un
     return count / seconds
 
 
-async def _puts(kv, tasks: int, seconds: float) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
+async def _puts(kv, tasks: int, seconds: float) -> tuple[float, list[float]]:
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
 

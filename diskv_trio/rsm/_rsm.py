@@ -39,6 +39,9 @@ QUEUED_OPS_MAX = 4096
 HOLE_WAIT_S = 0.15
 """How long an instance may stay undecided below max() before a no-op is proposed there."""
 
+CATCH_UP_WINDOW = 64
+"""Holes filled at once when catching up: bounds the proposals one replica has in flight."""
+
 COMPACTION_CHECK_S = 0.25
 """How often the compaction policy is consulted."""
 
@@ -223,8 +226,13 @@ class ReplicatedStateMachine:
                 value = await self.peer.wait_decided(seq)
                 self._apply(seq, value)
                 continue
-            if self.peer.max() >= seq:
-                self.peer.start(seq, NOOP)
+            # Instances up to max() that are still pending here were started by someone:
+            # propose no-ops in all of them at once, which learns their decided values
+            # (a replica back from a crash may have hundreds to catch up on).
+            last = min(self.peer.max(), seq + CATCH_UP_WINDOW - 1)
+            for hole in range(seq, last + 1):
+                if self.peer.status(hole)[0] == Fate.PENDING:
+                    self.peer.start(hole, NOOP)
 
     async def _applied_changed_or_timeout(self, timeout_s: float) -> None:
         with trio.move_on_after(timeout_s):
