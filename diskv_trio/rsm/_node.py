@@ -44,6 +44,7 @@ from ._identity import (
     write_identity,
 )
 from ._rsm import ReplicatedStateMachine, StateMachine
+from ._state_transfer import StateTransferError, StateTransferSource, fetch_state
 from ._storage import ServerStorage
 
 log = logging.getLogger("diskv.node")
@@ -53,11 +54,11 @@ Handler = Callable[[dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
 PAXOS_CALL_DEADLINE_S = 1.0
 """Deadline of one Paxos RPC: a peer silent for this long is treated as unreachable."""
 
-STATE_FETCH_DEADLINE_S = 30.0
-"""Deadline for fetching the applied state (it may be large) from one peer."""
-
 STATE_FETCH_RETRY_S = 0.1
-"""Pause between rounds of state-fetch attempts while no intact peer answers."""
+"""First pause between rounds of state-fetch attempts while no intact peer answers."""
+
+STATE_FETCH_RETRY_MAX_S = 2.0
+"""Longest pause between rounds: each attempt makes a peer encode its whole state."""
 
 
 class NotServingError(ApplicationError):
@@ -175,6 +176,10 @@ class ReplicaNode:
         self.rsm: ReplicatedStateMachine | None = None
         self.storage: ServerStorage | None = None
         self.pool: RpcPool | None = None
+        self._transfer_source = StateTransferSource(self._application_state)
+
+    def _application_state(self) -> dict[str, Any]:
+        return self.require_serving().application_state()
 
     def require_serving(self) -> ReplicatedStateMachine:
         """The state machine, or a typed error for callers while recovering."""
@@ -264,40 +269,49 @@ class ReplicaNode:
             await rsm.compact()
 
     async def _fetch_best_state(self, at_least: int = -1) -> dict[str, Any]:
-        """Ask every other replica for its applied state; keep the most advanced reply.
+        """Fetch the applied state of the most advanced serving peer.
+
+        Asks every other replica how far it has applied (a cheap status call), then fetches
+        the state, in chunks, from the most advanced one; retries with a growing pause
+        while no peer can serve it.
 
         Args:
-            at_least: ignore replies that have applied fewer instances than this.
+            at_least: ignore peers that have applied fewer instances than this.
         """
         assert self.pool is not None
         pool = self.pool
         others = [a for i, a in enumerate(self.settings.peers) if i != self.settings.me]
+        pause = STATE_FETCH_RETRY_S
         while True:
-            replies: list[dict[str, Any]] = []
+            applied: dict[str, int] = {}
 
-            async def ask(address: str, replies: list[dict[str, Any]] = replies) -> None:
+            async def ask(address: str, applied: dict[str, int] = applied) -> None:
                 try:
-                    reply = await pool.call(
-                        address, "rsm.fetch_state", {}, deadline_s=STATE_FETCH_DEADLINE_S
-                    )
+                    reply = await pool.call(address, "rsm.status", {}, deadline_s=2.0)
                 except (RpcUnavailable, RpcRemoteError):
                     return
-                if isinstance(reply.get("applied"), int) and "machine" in reply:
-                    replies.append(reply)
+                if reply.get("serving") and isinstance(reply.get("applied"), int):
+                    applied[address] = reply["applied"]
 
             async with trio.open_nursery() as nursery:
                 for address in others:
                     nursery.start_soon(ask, address)
-            replies = [r for r in replies if r["applied"] >= at_least]
-            if replies:
-                return max(replies, key=lambda r: r["applied"])
-            await trio.sleep(STATE_FETCH_RETRY_S)
-
-    # ---- handlers -----------------------------------------------------------------
+            for address in sorted(applied, key=applied.__getitem__, reverse=True):
+                if applied[address] < at_least:
+                    break
+                try:
+                    state = await fetch_state(pool, address)
+                except (RpcUnavailable, RpcRemoteError, StateTransferError) as exc:
+                    log.warning("state transfer from %s failed: %s", address, exc)
+                    continue
+                if state["applied"] >= at_least and "machine" in state:
+                    return state
+            await trio.sleep(pause)
+            pause = min(pause * 2, STATE_FETCH_RETRY_MAX_S)
 
     async def _handle_fetch_state(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        rsm = self.require_serving()
-        return rsm.application_state()
+        self.require_serving()
+        return self._transfer_source.handle(args)
 
     async def _handle_status(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         stats: dict[str, Any] = {

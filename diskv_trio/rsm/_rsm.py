@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import cbor2
 import trio
 
 from diskv_trio.paxos import Fate, PaxosPeer
@@ -32,6 +33,10 @@ log = logging.getLogger("diskv.rsm")
 
 BATCH_OPS_MAX = 512
 """Ops in one log entry: bounds the size of one agreement and of one apply step."""
+
+BATCH_BYTES_MAX = 8 * 1024 * 1024
+"""Approximate bytes in one log entry: one entry travels in one frame (64 MiB cap) several
+times (accept, decide) and sits in the journal; a single larger op still goes alone."""
 
 QUEUED_OPS_MAX = 4096
 """Ops waiting for a log entry; beyond this callers are told the server is busy."""
@@ -49,6 +54,19 @@ IDLE_AFTER_S = 0.5
 """No op applied for this long counts as idle: compaction then removes all garbage."""
 
 NOOP: dict[str, Any] = {"noop": True}
+
+
+def _op_bytes(op: dict[str, Any]) -> int:
+    """A cheap estimate of an op's encoded size (strings by length, the rest encoded)."""
+    total = 0
+    for value in op.values():
+        if isinstance(value, str | bytes):
+            total += len(value)
+        elif isinstance(value, int | float | bool) or value is None:
+            total += 9
+        else:
+            total += len(cbor2.dumps(value))
+    return total
 
 
 class StateMachine(Protocol):
@@ -174,10 +192,15 @@ class ReplicatedStateMachine:
                 await self._queue_changed.wait()
             ops: list[dict[str, Any]] = []
             slots: list[_Slot] = []
+            batch_bytes = 0
             while self._queue and len(ops) < BATCH_OPS_MAX:
+                size = _op_bytes(self._queue[0][0])
+                if ops and batch_bytes + size > BATCH_BYTES_MAX:
+                    break
                 op, slot = self._queue.popleft()
                 ops.append(op)
                 slots.append(slot)
+                batch_bytes += size
             self._batch_count += 1
             batch = _Batch(self._batch_count, ops, slots)
             self._batches[batch.number] = batch
