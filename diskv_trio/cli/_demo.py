@@ -82,7 +82,8 @@ async def demo(data_dir: Path, key_count: int) -> bool:
         cluster.write_description()
         console.print(f"3 shardmasters and {len(cluster.gids)} groups of 3 replicas are up "
                       f"({time.monotonic() - started:.1f} s)")
-        keys = [f"key-{i:05d}" for i in range(key_count)]
+        # A key's shard is its first character: vary it so every group gets some.
+        keys = [f"{chr(ord('a') + i % 26)}-key-{i:05d}" for i in range(key_count)]
         async with connect(cluster.masters, cluster=cluster.cluster) as kv:
             with Progress(console=console) as progress:
                 expected = await _write_keys(kv, keys, progress, "put + append")
@@ -92,7 +93,7 @@ async def demo(data_dir: Path, key_count: int) -> bool:
             victim = cluster.group_servers(cluster.gids[0])[1]
             console.print(f"[bold red]killing {victim} with SIGKILL[/bold red]")
             await cluster.kill(victim)
-            more = [f"more-{i:05d}" for i in range(max(1, key_count // 4))]
+            more = [f"{chr(ord('a') + i % 26)}-more-{i:05d}" for i in range(max(1, key_count // 4))]
             with Progress(console=console) as progress:
                 expected |= await _write_keys(kv, more, progress, f"writes with {victim} down")
             console.print(f"[bold green]restarting {victim} on its directory[/bold green]")

@@ -151,8 +151,8 @@ class ShardKVServer:
                 continue
             config = None
             with trio.move_on_after(CONFIG_QUERY_DEADLINE_S):
-                config = await clerk.query(state.config.num + 1)
-            if config is None or config.num != state.config.num + 1:
+                config = await clerk.query_applied_anywhere(state.config.num + 1)
+            if config is None:
                 break
             await rsm.submit({"op": "reconfig", "config": config.to_wire()})
         await self._send_drops(pool)

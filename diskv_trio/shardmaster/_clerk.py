@@ -72,3 +72,27 @@ class ShardmasterClerk:
     async def query(self, num: int = -1) -> Config:
         reply = await self._call("sm.query", {"num": num})
         return Config.from_wire(reply["config"])
+
+    async def query_applied_anywhere(self, num: int) -> Config | None:
+        """Config `num` if any shardmaster has already applied it, asking all at once.
+
+        Cheaper than `query` (no agreement) but possibly stale at any one replica; asking
+        every replica finds a config as soon as a majority has decided it. None if nobody
+        has it yet or nobody answered.
+        """
+        found: list[Config] = []
+
+        async def ask(address: str) -> None:
+            try:
+                reply = await self._pool.call(
+                    address, "sm.query_applied", {"num": num}, deadline_s=CALL_DEADLINE_S
+                )
+                found.append(Config.from_wire(reply["config"]))
+            except (RpcUnavailable, RpcRemoteError, ValueError, KeyError):
+                return
+
+        async with trio.open_nursery() as nursery:
+            for address in self.masters:
+                nursery.start_soon(ask, address)
+        matching = [c for c in found if c.num == num]
+        return matching[0] if matching else None

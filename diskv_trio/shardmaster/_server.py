@@ -38,7 +38,23 @@ def _handlers(node: ReplicaNode) -> Mapping[str, Handler]:
 
         return handle
 
-    return {f"sm.{name}": make(name) for name in OPS}
+    async def query_applied(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        """Config `num` from this replica's applied state, without the log.
+
+        It may be stale; it is for replica groups polling for their next config, which ask
+        every shardmaster and only act on a config that exists. Clients use `sm.query`.
+        """
+        rsm = node.require_serving()
+        num = args.get("num", -1)
+        if not isinstance(num, int) or isinstance(num, bool):
+            raise ApplicationError("ErrBadOp", "num must be an integer")
+        machine = rsm.machine
+        assert isinstance(machine, ShardmasterState)
+        return {"ok": True, "config": machine.query(num).to_wire()}
+
+    handlers = {f"sm.{name}": make(name) for name in OPS}
+    handlers["sm.query_applied"] = query_applied
+    return handlers
 
 
 def shardmaster_node(settings: NodeSettings) -> ReplicaNode:
