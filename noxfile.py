@@ -39,3 +39,10 @@ def bench(session: nox.Session) -> None:
     """Print performance figures beside baselines measured in the same run."""
     _install(session, "test")
     session.run("python", "-m", "tools.bench", *session.posargs)
+
+
+@nox.session
+def crash(session: nox.Session) -> None:
+    """Seeded crash sessions checked for linearizability: `nox -s crash -- --seed S --minutes M`."""
+    _install(session, "test")
+    session.run("python", "-m", "tools.crash", *session.posargs)

@@ -328,6 +328,21 @@ class PaxosCore:
             self._maybe_forget()
         return self._end()
 
+    def truncate(self, upto: int) -> Ready:
+        """The application installed a state covering every instance <= upto.
+
+        This peer holds no Paxos state for those instances (a state transfer skipped them),
+        so it forgets them at once and answers Forgotten for them: a lagging peer that asks
+        learns to fetch a state transfer instead of waiting for a vote that cannot come.
+        Every instance <= upto was decided (someone applied it), so this loses nothing.
+        """
+        self._begin()
+        if upto + 1 > self._min_adopted:
+            self._min_adopted = upto + 1
+            self._see(upto)
+            self._maybe_forget()
+        return self._end()
+
     def advance(self, ready: Ready, now: float) -> None:
         """The driver made `ready`'s records durable (if asked) and sent its messages."""
         if ready.advertise_done is not None and ready.advertise_done > self._advertised_done:

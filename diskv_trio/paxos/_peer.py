@@ -236,6 +236,11 @@ class PaxosPeer:
         """The application no longer needs any instance <= seq."""
         self._apply(self._core.done(seq))
 
+    def truncate(self, upto: int) -> None:
+        """The application's state now covers every instance <= upto (a state transfer):
+        forget them here and answer Forgotten for them."""
+        self._apply(self._core.truncate(upto))
+
     def max(self) -> int:
         """The highest instance this peer knows of, or -1."""
         return self._core.max()

@@ -233,6 +233,8 @@ class ReplicaNode:
                         await self._recover(rsm)
                     await nursery.start(rsm.run)
                     self.serving.set()
+                    if disk_lost:
+                        nursery.start_soon(self._finish_recovery, rsm)
                     nursery.start_soon(self._catch_up_when_behind, rsm)
 
     # ---- disk-loss recovery ---------------------------------------------------------
@@ -245,14 +247,25 @@ class ReplicaNode:
         machine = self._machine_factory(fetched["machine"])
         rsm.install(machine, int(fetched["applied"]))
         await rsm.compact()
-        assert self.storage is not None
+        log.info(
+            "%s: installed a peer's state at instance %d", self.settings.node_id, fetched["applied"]
+        )
+
+    async def _finish_recovery(self, rsm: ReplicatedStateMachine) -> None:
+        """Claim the directory once the applied state reaches the fence's floor.
+
+        Until then the replica is not a whole member: instances up to the floor may be
+        known only to others, and losing another replica now could lose them. `rsm.status`
+        says "recovering" meanwhile, and a crash before the identity is written restarts
+        the whole recovery.
+        """
+        floor = int(rsm.peer.statistics()["floor"])
+        await rsm.wait_applied(floor)
         directory = self.settings.directory
         await trio.to_thread.run_sync(write_identity, directory, self.settings.identity)
         await trio.to_thread.run_sync(journal_pkg.clear_force_repaired, directory)
         self.recovering = False
-        log.info(
-            "%s: recovered state at instance %d", self.settings.node_id, fetched["applied"]
-        )
+        log.info("%s: recovered through instance %d", self.settings.node_id, rsm.applied)
 
     async def _catch_up_when_behind(self, rsm: ReplicatedStateMachine) -> None:
         """Install a peer's applied state whenever the log we need was forgotten by all."""

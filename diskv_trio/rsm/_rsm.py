@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import cbor2
 import trio
 
-from diskv_trio.paxos import Fate, PaxosPeer
+from diskv_trio.paxos import Fate, PaxosForgotten, PaxosPeer
 
 from ._storage import ServerStorage
 
@@ -167,6 +167,7 @@ class ReplicatedStateMachine:
         self.machine = machine
         self.applied = applied
         self.peer.done(applied)
+        self.peer.truncate(applied)
         self.behind = trio.Event()
         self._signal_applied()
 
@@ -227,7 +228,7 @@ class ReplicatedStateMachine:
                 return None
             try:
                 return await self.peer.wait_decided(seq)
-            except Exception:  # forgotten while waiting
+            except PaxosForgotten:
                 return None
 
     # ---- applying ---------------------------------------------------------------------
@@ -246,7 +247,10 @@ class ReplicatedStateMachine:
                 await self._applied_changed_or_timeout(HOLE_WAIT_S)
                 continue
             with trio.move_on_after(HOLE_WAIT_S):
-                value = await self.peer.wait_decided(seq)
+                try:
+                    value = await self.peer.wait_decided(seq)
+                except PaxosForgotten:
+                    continue  # the next pass sees FORGOTTEN and asks for a state transfer
                 self._apply(seq, value)
                 continue
             # Instances up to max() that are still pending here were started by someone:

@@ -372,3 +372,29 @@ def test_decision_of_accepted_value_is_journalled_without_the_value() -> None:
     assert again.status(4) == (Fate.DECIDED, "w")
     with pytest.raises(PaxosProtocolError):
         restore_state(None, decided)
+
+
+def test_truncate_forgets_and_answers_forgotten_for_covered_instances() -> None:
+    """After a state transfer covering <= 40, prepares for those get Forgotten(min=41), so a
+    lagging asker fetches a state instead of waiting for votes that cannot come."""
+    c = core()
+    c.on_request(Prepare(1, -1, 12, B1), 0.0)
+    ready = c.truncate(40)
+    assert kinds(ready.records) == ["m"]
+    assert c.min() == 41
+    assert c.status(12) == (Fate.FORGOTTEN, None)
+    reply = c.on_request(Prepare(1, -1, 30, B2), 0.0).reply
+    assert isinstance(reply, Forgotten)
+    assert reply.min == 41
+    assert c.max() >= 40
+    assert isinstance(c.on_request(Prepare(1, -1, 41, B2), 0.0).reply, Promise)
+
+
+def test_restore_keeps_instances_after_the_snapshot_done_value() -> None:
+    """A journalled min above the snapshot's own done value does not drop instances the
+    application still has to re-apply after a restart."""
+    decided = {RECORD_KEY: "d", "s": 5, "v": "x"}
+    advanced = {RECORD_KEY: "m", "m": 9, "dn": {"1": 8, "2": 8}}
+    state = restore_state(None, [decided, advanced])
+    assert state.min == 0
+    assert 5 in state.instances
