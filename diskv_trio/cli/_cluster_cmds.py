@@ -13,6 +13,7 @@ import trio
 
 from diskv_trio._discovery import DEFAULT_DATA_DIR, DiscoveryError, find_cluster_name, find_masters
 from diskv_trio.cluster import ClusterError, LocalCluster, open_local_cluster
+from diskv_trio.net import ApplicationError, CallContext, Handler, Identity, RpcServer
 
 from ._common import (
     EXIT_FAILURE,
@@ -43,6 +44,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     up.set_defaults(handler=run_cluster_up)
 
+    for name, text in (
+        ("restart", "restart a stopped or crashed server of the running local cluster"),
+        ("kill", "SIGKILL a server of the running local cluster (for trying out failures)"),
+    ):
+        cmd = cluster_sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        cmd.add_argument("server", metavar="SERVER", help="server name, e.g. g100-1 or master-0")
+        cmd.add_argument("--dir", type=Path, default=DEFAULT_DATA_DIR, help="data directory (default: ./diskv-data)")
+        if name == "kill":
+            cmd.add_argument("--lose-disk", action="store_true", help="also empty its data directory")
+        cmd.set_defaults(handler=run_cluster_control, control=name)
+
     demo = subparsers.add_parser(
         "demo",
         help="start a local cluster, run a workload through a crash, and stop",
@@ -71,8 +83,56 @@ def _print_layout(cluster: LocalCluster) -> None:
     for gid in cluster.gids:
         print(f"  group {gid}: {','.join(cluster.group_addresses(gid))}")
     print(f"  logs: {cluster.data_dir / 'logs'}")
-    print("clients in this directory find it automatically, e.g. `diskv put k v`; Ctrl-C stops it")
+    print("clients in this directory find it automatically, e.g. `diskv put k v`")
+    print("`diskv cluster kill g100-1` / `diskv cluster restart g100-1` try out failures; Ctrl-C stops everything")
     sys.stdout.flush()
+
+
+SUPERVISOR_SOCKET_NAME = "supervisor.sock"
+WATCH_S = 1.0
+"""How often `cluster up` looks for servers that exited on their own."""
+
+
+def _control_handlers(cluster: LocalCluster) -> dict[str, Handler]:
+    async def restart(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        name = str(args.get("server"))
+        try:
+            if cluster.is_running(name):
+                raise ApplicationError("ErrRunning", f"{name} is already running")
+            await cluster.restart(name)
+        except ClusterError as exc:
+            raise ApplicationError("ErrCluster", str(exc)) from None
+        cluster.write_description()
+        return {"server": name, "pid": cluster.describe()["servers"][name]["pid"]}
+
+    async def kill(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        name = str(args.get("server"))
+        try:
+            await cluster.kill(name, lose_disk=bool(args.get("lose_disk")))
+        except ClusterError as exc:
+            raise ApplicationError("ErrCluster", str(exc)) from None
+        cluster.write_description()
+        return {"server": name}
+
+    return {"cluster.restart": restart, "cluster.kill": kill}
+
+
+async def _watch_exits(cluster: LocalCluster) -> None:
+    reported: set[tuple[str, int]] = set()
+    while True:
+        await trio.sleep(WATCH_S)
+        for spec in cluster.servers.values():
+            process = spec.process
+            if process is None or process.returncode is None:
+                continue
+            key = (spec.name, process.pid)
+            if key not in reported:
+                reported.add(key)
+                print(
+                    f"{spec.name} exited (status {process.returncode}); see {spec.log_path}; "
+                    f"`diskv cluster restart {spec.name}` starts it again",
+                    flush=True,
+                )
 
 
 def run_cluster_up(args: argparse.Namespace) -> int:
@@ -84,14 +144,54 @@ def run_cluster_up(args: argparse.Namespace) -> int:
         ) as cluster:
             for gid in cluster.gids:
                 await cluster.join(gid)
-            cluster.write_description()
-            _print_layout(cluster)
-            await trio.sleep_forever()
+            control = RpcServer(
+                f"unix:{cluster.socket_dir / SUPERVISOR_SOCKET_NAME}",
+                Identity(cluster.cluster, "admin", "supervisor"),
+                _control_handlers(cluster),
+            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(control.serve)
+                cluster.supervisor_address = control.address
+                cluster.write_description()
+                _print_layout(cluster)
+                nursery.start_soon(_watch_exits, cluster)
 
     try:
         trio.run(run_until_signalled, body)
     except ClusterError as exc:
         raise CommandError(str(exc)) from None
+    return EXIT_OK
+
+
+def run_cluster_control(args: argparse.Namespace) -> int:
+    """`diskv cluster restart|kill SERVER`: ask the running `cluster up` to do it."""
+    from diskv_trio._discovery import CLUSTER_FILE_NAME
+    from diskv_trio.net import RpcRemoteError, RpcUnavailable, open_rpc_pool
+
+    path = args.dir / CLUSTER_FILE_NAME
+    try:
+        described = json.loads(path.read_text())
+        address = described["supervisor"]
+    except (OSError, ValueError, KeyError):
+        raise CommandError(f"no running `diskv cluster up` found ({path} names no supervisor)") from None
+    if not isinstance(address, str):
+        raise CommandError(f"no running `diskv cluster up` found ({path} names no supervisor)")
+
+    async def body() -> dict[str, Any]:
+        async with open_rpc_pool(Identity(described.get("cluster", "diskv"), "admin", "cluster-cli")) as pool:
+            request = {"server": args.server, "lose_disk": getattr(args, "lose_disk", False)}
+            return await pool.call(address, f"cluster.{args.control}", request, deadline_s=60)
+
+    try:
+        reply = trio.run(body)
+    except RpcUnavailable:
+        raise CommandError("the local cluster's supervisor does not answer; is `diskv cluster up` running?") from None
+    except RpcRemoteError as exc:
+        raise CommandError(exc.message) from None
+    if args.control == "restart":
+        print(f"{args.server} restarted (pid {reply.get('pid')})")
+    else:
+        print(f"{args.server} killed")
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ import signal
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,6 @@ class ServerSpec:
     unreliable: bool = False
     process: trio.Process | None = None
     starts: int = 0
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     def argv(self, masters: Sequence[str], cluster: str, bootstrap: bool) -> list[str]:
         args = [
@@ -126,6 +125,7 @@ class LocalCluster:
             gid = FIRST_GID + g
             self.add_group(gid, replicas, unreliable=unreliable)
         self.masters = master_addresses
+        self.supervisor_address: str | None = None
         self._pool: RpcPool | None = None
 
     def _address(self, name: str) -> str:
@@ -172,6 +172,7 @@ class LocalCluster:
         return {
             "cluster": self.cluster,
             "masters": self.masters,
+            "supervisor": self.supervisor_address,
             "groups": {str(gid): self.group_addresses(gid) for gid in self.gids},
             "servers": {
                 s.name: {

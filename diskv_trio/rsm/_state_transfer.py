@@ -93,9 +93,17 @@ async def fetch_state(pool: RpcPool, address: str) -> dict[str, Any]:
         RpcUnavailable, RpcRemoteError: the peer could not serve it.
     """
     first = await pool.call(address, "rsm.fetch_state", {}, deadline_s=CHUNK_DEADLINE_S)
-    transfer, total, crc = first["transfer"], first["total"], first["crc"]
-    parts = [first["chunk"]]
-    received = len(first["chunk"])
+    transfer, total, crc = first.get("transfer"), first.get("total"), first.get("crc")
+    chunk = first.get("chunk")
+    if (
+        not isinstance(transfer, str)
+        or not isinstance(total, int)
+        or not isinstance(crc, int)
+        or not isinstance(chunk, bytes)
+    ):
+        raise StateTransferError(f"{address} answered the state transfer in an unknown format")
+    parts = [chunk]
+    received = len(chunk)
     while received < total:
         reply = await pool.call(
             address,
@@ -104,14 +112,17 @@ async def fetch_state(pool: RpcPool, address: str) -> dict[str, Any]:
             deadline_s=CHUNK_DEADLINE_S,
         )
         chunk = reply.get("chunk", b"")
-        if not chunk:
+        if not isinstance(chunk, bytes) or not chunk:
             raise StateTransferError(f"{address} sent an empty chunk at offset {received}")
         parts.append(chunk)
         received += len(chunk)
     data = b"".join(parts)
     if len(data) != total or crc32c.crc32c(data) != crc:
         raise StateTransferError(f"state from {address} failed its length or checksum check")
-    state = cbor2.loads(data)
+    try:
+        state = cbor2.loads(data)
+    except Exception as exc:  # a checksummed but undecodable state: a peer's bug
+        raise StateTransferError(f"state from {address} does not decode: {exc}") from exc
     if not isinstance(state, dict) or not isinstance(state.get("applied"), int):
         raise StateTransferError(f"state from {address} is malformed")
     return state

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -140,3 +141,63 @@ def diskv_connect(cluster):  # type: ignore[no-untyped-def]
     from diskv_trio.client import connect
 
     return connect(cluster.masters, cluster=cluster.cluster)
+
+
+async def _wait_for(condition, timeout_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll an external condition (another process's files or sockets) until it holds."""
+    with trio.fail_after(timeout_s):
+        while not condition():  # noqa: ASYNC110 - another process, no event to wait on
+            await trio.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGKILL"])
+async def test_cluster_up_supervises_and_leaves_no_orphans(short_tmp: Path, stop_signal: str) -> None:
+    """`diskv cluster up`: joins its groups, kills and restarts servers on request, and no
+    server outlives it, whether it is stopped with Ctrl-C or killed with SIGKILL."""
+    import signal
+
+    data_dir = short_tmp / "diskv-data"
+    description = data_dir / "cluster.json"
+    up = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "diskv_trio", "cluster", "up", "--groups", "1"],
+        cwd=short_tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pids: list[int] = []
+    try:
+        await _wait_for(lambda: description.exists() and json.loads(description.read_text()).get("supervisor"))
+        status, out, err = await diskv("get", "nothing-here", cwd=short_tmp)
+        assert (status, out) == (0, "\n"), err
+        status, out, err = await diskv("cluster", "kill", "g100-1", cwd=short_tmp)
+        assert status == 0, err
+        status, out, _ = await diskv("status", cwd=short_tmp)
+        assert status == 1 and "DOWN" in out
+        status, out, err = await diskv("cluster", "restart", "g100-1", cwd=short_tmp)
+        assert status == 0 and "restarted" in out, err
+        status, out, err = await diskv("cluster", "restart", "g100-1", cwd=short_tmp)
+        assert status == 1 and "already running" in err
+        status, out, err = await diskv("status", cwd=short_tmp)
+        assert status == 0, out + err
+        pids = [s["pid"] for s in json.loads(description.read_text())["servers"].values()]
+        assert len(pids) == 6 and all(pids)
+        up.send_signal(getattr(signal, stop_signal))
+        with trio.fail_after(30):
+            await up.wait()
+        if stop_signal == "SIGINT":
+            assert up.returncode == 0
+        await _wait_for(lambda: not any(_alive(pid) for pid in pids), timeout_s=15)
+    finally:
+        if up.returncode is None:
+            up.kill()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, 9)

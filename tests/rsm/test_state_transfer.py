@@ -61,3 +61,19 @@ async def test_corrupted_transfer_is_refused(short_tmp: Path, monkeypatch: pytes
             with pytest.raises(_state_transfer.StateTransferError, match="checksum"):
                 await fetch_state(pool, address)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_answering_in_another_format_is_an_error_not_a_crash(short_tmp: Path) -> None:
+    """A peer running another version answers without the chunk fields: a clear error."""
+
+    async def old_style(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+        return {"applied": 3, "machine": {}}
+
+    address = f"unix:{short_tmp}/s.sock"
+    server = RpcServer(address, Identity("t", "shardkv", "src"), {"rsm.fetch_state": old_style})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        async with open_rpc_pool(Identity("t", "shardkv", "dst")) as pool:
+            with pytest.raises(_state_transfer.StateTransferError, match="unknown format"):
+                await fetch_state(pool, address)
+        nursery.cancel_scope.cancel()
