@@ -43,7 +43,7 @@ from ._identity import (
     read_identity,
     write_identity,
 )
-from ._rsm import ReplicatedStateMachine, StateMachine
+from ._rsm import NOOP, ReplicatedStateMachine, StateMachine
 from ._state_transfer import StateTransferError, StateTransferSource, fetch_state
 from ._storage import ServerStorage
 
@@ -53,6 +53,9 @@ Handler = Callable[[dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
 
 PAXOS_CALL_DEADLINE_S = 1.0
 """Deadline of one Paxos RPC: a peer silent for this long is treated as unreachable."""
+
+PROGRESS_PROBE_S = 1.0
+"""How often a replica asks its peers how far they have applied (one small call each)."""
 
 STATE_FETCH_RETRY_S = 0.1
 """First pause between rounds of state-fetch attempts while no intact peer answers."""
@@ -235,6 +238,7 @@ class ReplicaNode:
                     self.serving.set()
                     if disk_lost:
                         nursery.start_soon(self._finish_recovery, rsm)
+                    nursery.start_soon(self._probe_peers_progress, rsm)
                     nursery.start_soon(self._catch_up_when_behind, rsm)
 
     # ---- disk-loss recovery ---------------------------------------------------------
@@ -266,6 +270,28 @@ class ReplicaNode:
         await trio.to_thread.run_sync(journal_pkg.clear_force_repaired, directory)
         self.recovering = False
         log.info("%s: recovered through instance %d", self.settings.node_id, rsm.applied)
+
+    async def _probe_peers_progress(self, rsm: ReplicatedStateMachine) -> None:
+        """Learn, even when the group is idle, that peers have applied instances we lack.
+
+        A replica back from a crash hears of new instances only from new agreements, and
+        calls to it may fail for a while after it returns (its peers back off). Asking the
+        peers how far they have applied, and proposing a no-op in that (decided) instance,
+        teaches this replica where the log ends; the apply loop then fills the holes.
+        """
+        assert self.pool is not None
+        pool = self.pool
+        others = [a for i, a in enumerate(self.settings.peers) if i != self.settings.me]
+        while True:
+            await trio.sleep(PROGRESS_PROBE_S)
+            for address in others:
+                try:
+                    reply = await pool.call(address, "rsm.status", {}, deadline_s=1.0)
+                except (RpcUnavailable, RpcRemoteError):
+                    continue
+                applied = reply.get("applied")
+                if isinstance(applied, int) and applied > rsm.peer.max():
+                    rsm.peer.start(applied, NOOP)
 
     async def _catch_up_when_behind(self, rsm: ReplicatedStateMachine) -> None:
         """Install a peer's applied state whenever the log we need was forgotten by all."""
