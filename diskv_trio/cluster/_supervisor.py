@@ -29,6 +29,7 @@ import trio
 from diskv_trio._discovery import CLUSTER_FILE_NAME, DEFAULT_CLUSTER_NAME
 from diskv_trio.net import Identity, RpcPool, RpcRemoteError, RpcUnavailable, open_rpc_pool
 from diskv_trio.rsm import IDENTITY_FILE_NAME
+from diskv_trio.rsm._identity import write_atomically
 from diskv_trio.shardmaster import ShardmasterClerk
 
 from ._processes import python_module_argv, start_process
@@ -189,7 +190,7 @@ class LocalCluster:
 
     def write_description(self) -> Path:
         path = self.data_dir / CLUSTER_FILE_NAME
-        path.write_text(json.dumps(self.describe(), indent=2) + "\n")
+        write_atomically(path, (json.dumps(self.describe(), indent=2) + "\n").encode())
         return path
 
     # ---- process control --------------------------------------------------------
