@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from diskv_trio.net import (
     ApplicationError,
     CallContext,
     Faults,
+    Handler,
     Identity,
     RpcPool,
     RpcRemoteError,
@@ -48,8 +49,6 @@ from ._state_transfer import StateTransferError, StateTransferSource, fetch_stat
 from ._storage import ServerStorage
 
 log = logging.getLogger("diskv.node")
-
-Handler = Callable[[dict[str, Any], CallContext], Awaitable[dict[str, Any]]]
 
 PAXOS_CALL_DEADLINE_S = 1.0
 """Deadline of one Paxos RPC: a peer silent for this long is treated as unreachable."""

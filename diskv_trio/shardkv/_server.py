@@ -20,9 +20,15 @@ from typing import Any
 
 import trio
 
-from diskv_trio.net import ApplicationError, CallContext, RpcPool, RpcRemoteError, RpcUnavailable
+from diskv_trio.net import (
+    ApplicationError,
+    CallContext,
+    Handler,
+    RpcPool,
+    RpcRemoteError,
+    RpcUnavailable,
+)
 from diskv_trio.rsm import NodeSettings, ReplicaNode, ServerBusyError
-from diskv_trio.rsm._node import Handler
 from diskv_trio.shardmaster import ShardmasterClerk
 
 from ._state import ShardKVState

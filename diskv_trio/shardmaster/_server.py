@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from diskv_trio.net import ApplicationError, CallContext
+from diskv_trio.net import ApplicationError, CallContext, Handler
 from diskv_trio.rsm import NodeSettings, ReplicaNode
-from diskv_trio.rsm._node import Handler
 
 from ._state import ShardmasterState
 

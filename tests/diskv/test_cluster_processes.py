@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from diskv_trio.client import connect
 from diskv_trio.cluster import open_local_cluster
 
 pytestmark = pytest.mark.slow
@@ -130,17 +131,12 @@ async def test_malformed_client_requests_get_clear_errors_and_the_server_lives(s
                 await cluster.pool.call(address, "kv.op", args, deadline_s=10)
             assert raised.value.code == "ErrBadRequest"
             assert raised.value.message
-        async with diskv_connect(cluster) as kv:
+        async with connect(cluster.masters, cluster=cluster.cluster) as kv:
             with trio.fail_after(30):
                 await kv.put("k", "still serving")
                 assert await kv.get("k") == "still serving"
         assert cluster.is_running(cluster.group_servers(gid)[0])
 
-
-def diskv_connect(cluster):  # type: ignore[no-untyped-def]
-    from diskv_trio.client import connect
-
-    return connect(cluster.masters, cluster=cluster.cluster)
 
 
 async def _wait_for(condition, timeout_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
