@@ -278,19 +278,31 @@ class ReplicaNode:
         peers how far they have applied, and proposing a no-op in that (decided) instance,
         teaches this replica where the log ends; the apply loop then fills the holes.
         """
-        assert self.pool is not None
-        pool = self.pool
-        others = [a for i, a in enumerate(self.settings.peers) if i != self.settings.me]
         while True:
             await trio.sleep(PROGRESS_PROBE_S)
-            for address in others:
-                try:
-                    reply = await pool.call(address, "rsm.status", {}, deadline_s=1.0)
-                except (RpcUnavailable, RpcRemoteError):
-                    continue
-                applied = reply.get("applied")
-                if isinstance(applied, int) and applied > rsm.peer.max():
-                    rsm.peer.start(applied, NOOP)
+            applied = await self._peers_applied(deadline_s=1.0)
+            if applied and max(applied.values()) > rsm.peer.max():
+                rsm.peer.start(max(applied.values()), NOOP)
+
+    async def _peers_applied(self, *, deadline_s: float) -> dict[str, int]:
+        """How far each serving peer has applied, asked of all at once; silent ones left out."""
+        assert self.pool is not None
+        pool = self.pool
+        applied: dict[str, int] = {}
+
+        async def ask(address: str) -> None:
+            try:
+                reply = await pool.call(address, "rsm.status", {}, deadline_s=deadline_s)
+            except (RpcUnavailable, RpcRemoteError):
+                return
+            if reply.get("serving") and isinstance(reply.get("applied"), int):
+                applied[address] = reply["applied"]
+
+        async with trio.open_nursery() as nursery:
+            for i, address in enumerate(self.settings.peers):
+                if i != self.settings.me:
+                    nursery.start_soon(ask, address)
+        return applied
 
     async def _catch_up_when_behind(self, rsm: ReplicatedStateMachine) -> None:
         """Install a peer's applied state whenever the log we need was forgotten by all."""
@@ -318,22 +330,9 @@ class ReplicaNode:
         """
         assert self.pool is not None
         pool = self.pool
-        others = [a for i, a in enumerate(self.settings.peers) if i != self.settings.me]
         pause = STATE_FETCH_RETRY_S
         while True:
-            applied: dict[str, int] = {}
-
-            async def ask(address: str, applied: dict[str, int] = applied) -> None:
-                try:
-                    reply = await pool.call(address, "rsm.status", {}, deadline_s=2.0)
-                except (RpcUnavailable, RpcRemoteError):
-                    return
-                if reply.get("serving") and isinstance(reply.get("applied"), int):
-                    applied[address] = reply["applied"]
-
-            async with trio.open_nursery() as nursery:
-                for address in others:
-                    nursery.start_soon(ask, address)
+            applied = await self._peers_applied(deadline_s=2.0)
             for address in sorted(applied, key=applied.__getitem__, reverse=True):
                 if applied[address] < at_least:
                     break
