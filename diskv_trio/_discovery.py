@@ -11,10 +11,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from diskv_trio.net import CREDENTIALS_ENV, Credentials, CredentialsError, load_credentials
+
 DEFAULT_DATA_DIR = Path("diskv-data")
 CLUSTER_FILE_NAME = "cluster.json"
 MASTERS_ENV = "DISKV_MASTERS"
-TOKEN_ENV = "DISKV_TOKEN"
+CREDENTIALS_DIR_NAME = "credentials"
 DEFAULT_CLUSTER_NAME = "diskv"
 
 
@@ -67,3 +69,37 @@ def find_cluster_name(data_dir: Path | None = None) -> str:
     except (OSError, ValueError):
         return DEFAULT_CLUSTER_NAME
     return name if isinstance(name, str) and name else DEFAULT_CLUSTER_NAME
+
+
+def find_credentials(
+    explicit: Path | None = None, *, data_dir: Path | None = None
+) -> Credentials | None:
+    """The keys this process holds: `explicit`, else `DISKV_CREDENTIALS`, else the
+    `credentials` folder of the local cluster; None when none of them exists.
+
+    Raises:
+        CredentialsError: a directory was named but is missing, unsafe or holds no key.
+    """
+    if explicit is not None:
+        return load_credentials(explicit)
+    env = os.environ.get(CREDENTIALS_ENV)
+    if env:
+        return load_credentials(Path(env))
+    local = (data_dir or DEFAULT_DATA_DIR) / CREDENTIALS_DIR_NAME
+    if local.exists():
+        return load_credentials(local)
+    return None
+
+
+__all__ = [
+    "CLUSTER_FILE_NAME",
+    "CREDENTIALS_DIR_NAME",
+    "CredentialsError",
+    "DEFAULT_CLUSTER_NAME",
+    "DEFAULT_DATA_DIR",
+    "DiscoveryError",
+    "find_cluster_name",
+    "find_credentials",
+    "find_masters",
+    "split_addresses",
+]

@@ -17,12 +17,21 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
 
-from diskv_trio._discovery import TOKEN_ENV, find_cluster_name, find_masters
-from diskv_trio.net import Identity, RpcPool, RpcRemoteError, RpcUnavailable, open_rpc_pool
+from diskv_trio._discovery import find_cluster_name, find_credentials, find_masters
+from diskv_trio.net import (
+    Credentials,
+    Identity,
+    Role,
+    RpcPool,
+    RpcRemoteError,
+    RpcUnavailable,
+    open_rpc_pool,
+)
 from diskv_trio.shardkv import key_to_shard
 from diskv_trio.shardmaster import Config, ShardmasterClerk
 
@@ -138,7 +147,7 @@ class Client:
                     except RpcUnavailable:
                         continue
                     except RpcRemoteError as exc:
-                        if exc.code in ("ErrBadRequest", "ErrBadOp"):
+                        if exc.code in ("ErrBadRequest", "ErrBadOp", "forbidden"):
                             raise RejectedError(f"{exc.code}: {exc.message}") from exc
                         continue
                     err = reply.get("err")
@@ -156,19 +165,22 @@ async def connect(
     masters: Sequence[str] | str | None = None,
     *,
     cluster: str | None = None,
-    token: str | None = None,
+    credentials: Credentials | Path | None = None,
 ) -> AsyncIterator[Client]:
     """Open a client on the cluster whose shardmasters are `masters`.
 
     Without `masters`, `DISKV_MASTERS` is used, else the local cluster that `diskv cluster up`
     runs from the current directory. The cluster name (checked by every server) defaults to
-    the local cluster's, else "diskv".
+    the local cluster's, else "diskv". The client key comes from `credentials` (keys, or a
+    credentials directory), else `DISKV_CREDENTIALS`, else the local cluster's folder.
 
     Raises:
         DiscoveryError: no shardmasters could be found.
+        CredentialsError: a credentials directory was named but cannot be used.
     """
     addresses = find_masters(masters)
     name = cluster or find_cluster_name()
-    identity = Identity(name, "client", "client-" + os.urandom(6).hex())
-    async with open_rpc_pool(identity, token=token or os.environ.get(TOKEN_ENV)) as pool:
+    keys = credentials if isinstance(credentials, Credentials) else find_credentials(credentials)
+    identity = Identity(name, Role.CLIENT, "client-" + os.urandom(6).hex())
+    async with open_rpc_pool(identity, credentials=keys) as pool:
         yield Client(addresses, pool)

@@ -4,7 +4,13 @@ A standalone package (it imports nothing from diskv_trio). The format and the gu
 are described in journal/README.md and in the module docstrings.
 """
 
-from ._errors import CorruptJournalError, JournalClosedError, JournalError, NotAJournalError
+from ._errors import (
+    CorruptJournalError,
+    JournalClosedError,
+    JournalError,
+    JournalNoSpaceError,
+    NotAJournalError,
+)
 from ._format import RECORD_BYTES_MAX
 from ._fs import FileHandle, FileSystem, RealFileSystem
 from ._group_commit import GroupCommit
@@ -15,6 +21,7 @@ from ._journal import (
     SEGMENT_BYTES_MAX_DEFAULT,
     Journal,
     OpenReport,
+    is_no_space,
 )
 from ._repair import RepairResult, clear_force_repaired, is_force_repaired, repair
 from ._scan import (
@@ -41,6 +48,7 @@ __all__ = [
     "Journal",
     "JournalClosedError",
     "JournalError",
+    "JournalNoSpaceError",
     "NotAJournalError",
     "OpenReport",
     "RealFileSystem",
@@ -52,6 +60,7 @@ __all__ = [
     "SnapshotInfo",
     "Verdict",
     "clear_force_repaired",
+    "is_no_space",
     "is_force_repaired",
     "repair",
     "scan",

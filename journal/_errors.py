@@ -1,7 +1,9 @@
 """Journal errors, one class per cause.
 
-File-system failures (`OSError`, e.g. `PermissionError`, `ENOSPC`) are not wrapped: they
+File-system failures (`OSError`, e.g. `PermissionError`, `EIO`) are not wrapped: they
 propagate unchanged from every call, because their cause is the machine, not the journal.
+A full disk is the one exception (`JournalNoSpaceError`): it is expected to pass, and the
+journal stays usable through it.
 """
 
 from __future__ import annotations
@@ -44,3 +46,23 @@ class NotAJournalError(JournalError):
 
 class JournalClosedError(JournalError):
     """A method other than `close()` was called on a closed journal."""
+
+
+class JournalNoSpaceError(JournalError):
+    """The disk is full (ENOSPC) or the user's quota is reached (EDQUOT).
+
+    Raised by `sync()` and `snapshot()`, never by `append()`, which keeps its record in
+    memory. Nothing appended since the last `sync()` that returned is durable; the journal
+    stays usable, and the next `sync()` cuts the segment back to its last synced length and
+    writes those records again, so the caller retries once space returns. A failed
+    snapshot leaves the journal as it was.
+
+    Attributes:
+        path: the journal's directory.
+        errno: ENOSPC or EDQUOT.
+    """
+
+    def __init__(self, path: str, cause: OSError) -> None:
+        self.path = path
+        self.errno = cause.errno
+        super().__init__(f"no space left for journal {path}: {cause.strerror or cause}")

@@ -10,6 +10,12 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
+PRIVATE_FILE_MODE = 0o600
+"""Journal files hold the whole application state: readable by their user alone."""
+
+PRIVATE_DIRECTORY_MODE = 0o700
+"""Directories the journal creates, for the same reason."""
+
 
 class FileHandle(Protocol):
     """A file open for appending."""
@@ -75,7 +81,7 @@ class RealFileSystem:
     """The operating system's files, written with unbuffered os.write."""
 
     def make_dirs(self, path: str) -> None:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path, mode=PRIVATE_DIRECTORY_MODE, exist_ok=True)
 
     def is_dir(self, path: str) -> bool:
         return os.path.isdir(path)
@@ -97,7 +103,7 @@ class RealFileSystem:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
         if create:
             flags |= os.O_CREAT | os.O_EXCL
-        return _RealFileHandle(os.open(path, flags, 0o644))
+        return _RealFileHandle(os.open(path, flags, PRIVATE_FILE_MODE))
 
     def rename(self, source: str, target: str) -> None:
         os.rename(source, target)

@@ -8,6 +8,11 @@ Rules it keeps:
 - A segment is rolled over only once it is wholly synced, so damage in any segment but the
   newest is corruption, never a torn write.
 - Snapshots: tmp file, sync, rename, directory sync, and only then deletion of what they cover.
+- A full disk (ENOSPC, EDQUOT) is not fatal: records not yet synced stay in memory; after a
+  failed write or sync the segment's tail is unknown, so the next `sync()` truncates it back
+  to the last synced length and writes them again before syncing (the kernel may have
+  dropped pages whose fsync failed). Until then `append()` writes nothing, so no torn record
+  can ever sit in front of a good one.
 
 Threads: `append()` may run in one thread while `sync()` or `snapshot()` runs in another.
 `_state_lock` guards the in-memory state and file appends (held for microseconds);
@@ -17,6 +22,7 @@ without `_state_lock` so appends go on meanwhile.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import threading
@@ -24,7 +30,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
-from ._errors import CorruptJournalError, JournalClosedError, JournalError, NotAJournalError
+from ._errors import (
+    CorruptJournalError,
+    JournalClosedError,
+    JournalError,
+    JournalNoSpaceError,
+    NotAJournalError,
+)
 from ._format import (
     BODY_BYTES_MIN,
     HEADER,
@@ -48,6 +60,12 @@ SEGMENT_BYTES_MAX_DEFAULT = 16 * 1024 * 1024
 COMPACT_FLOOR_BYTES = 64 * 1024
 PAYLOAD_BYTES_MAX = RECORD_BYTES_MAX - BODY_BYTES_MIN
 HOLD_UNSYNCED_ENV = "DISKV_JOURNAL_HOLD_UNSYNCED"
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """Whether `exc` says the disk (or the user's quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +146,11 @@ class Journal:
         self._segment_bytes_max = segment_bytes_max
         self._hold = hold_unsynced
         self._pending: list[bytes] = []
+        # Every record after synced_lsn, encoded, in order; its total size; and whether the
+        # file's tail must be rewritten from it (a write or sync failed for lack of space).
+        self._unsynced: list[bytes] = []
+        self._unsynced_bytes = 0
+        self._rewrite = False
         self._dir_dirty = False
         self._closed = False
         self._failure: BaseException | None = None
@@ -323,12 +346,16 @@ class Journal:
             record = encode_record(lsn, bytes(payload))
             if self._hold:
                 self._pending.append(record)
-            else:
+            elif not self._rewrite:
                 try:
                     self._handle.write(record)
                 except BaseException as exc:
-                    self._failure = exc
-                    raise
+                    if not is_no_space(exc):
+                        self._failure = exc
+                        raise
+                    self._rewrite = True  # the file may end in part of it: see sync()
+            self._unsynced.append(record)
+            self._unsynced_bytes += len(record)
             self._last_lsn = lsn
             self._segment_bytes += len(record)
             self._bytes_since_snapshot += len(record)
@@ -340,6 +367,44 @@ class Journal:
             self._pending.clear()
             self._handle.write(data)
 
+    def _write_unsynced_locked(self) -> None:
+        """Make the file hold its synced bytes followed by every unsynced record.
+
+        Normally only held records are missing; after a failure for lack of space the tail
+        is unknown, so it is cut back to the synced length and written again from memory.
+        """
+        if self._rewrite:
+            self._pending.clear()
+            self._handle.truncate(self._segment_bytes - self._unsynced_bytes)
+            self._handle.write(b"".join(self._unsynced))
+            self._rewrite = False
+        else:
+            self._flush_pending_locked()
+
+    def _disk_failed_locked(self, exc: BaseException) -> None:
+        """Record a failed write or sync: a full disk raises `JournalNoSpaceError` and the
+        tail is rewritten at the next sync; anything else makes the journal unusable."""
+        if is_no_space(exc):
+            assert isinstance(exc, OSError)
+            self._rewrite = True
+            try:  # drop a partly written record now, so a kill meanwhile leaves no torn tail
+                self._handle.truncate(self._segment_bytes - self._unsynced_bytes)
+            except OSError:
+                pass  # the next sync truncates again
+            raise JournalNoSpaceError(self._path, exc) from exc
+        self._failure = exc
+
+    def _mark_synced_locked(self, target: int) -> None:
+        """Everything up to `target` is durable: drop it from the unsynced records."""
+        count = target - self._synced_lsn
+        if count <= 0:
+            return
+        done = self._unsynced[:count]
+        del self._unsynced[:count]
+        self._unsynced_bytes -= sum(len(record) for record in done)
+        self._synced_lsn = target
+        assert len(self._unsynced) == self._last_lsn - self._synced_lsn
+
     def sync(self) -> None:
         """Return once every record appended before the call is durable.
 
@@ -348,6 +413,7 @@ class Journal:
 
         Raises:
             JournalClosedError: the journal is closed.
+            JournalNoSpaceError: the disk is full; nothing new is durable, retry later.
             JournalError: an earlier write or sync failed.
             OSError: the disk failed (the journal is then unusable).
         """
@@ -359,9 +425,9 @@ class Journal:
             self._check_usable()
             target = self._last_lsn
             try:
-                self._flush_pending_locked()
+                self._write_unsynced_locked()
             except BaseException as exc:
-                self._failure = exc
+                self._disk_failed_locked(exc)
                 raise
             dir_dirty, self._dir_dirty = self._dir_dirty, False
             handle = self._handle
@@ -371,12 +437,17 @@ class Journal:
             if dir_dirty:
                 self._fs.sync_dir(self._path)
         except BaseException as exc:
-            self._failure = exc
+            with self._state_lock:
+                self._dir_dirty = self._dir_dirty or dir_dirty
+                self._disk_failed_locked(exc)
             raise
         with self._state_lock:
-            self._synced_lsn = max(self._synced_lsn, target)
+            self._mark_synced_locked(target)
             if self._segment_bytes >= self._segment_bytes_max:
-                self._roll_over_locked()
+                try:
+                    self._roll_over_locked()
+                except JournalNoSpaceError:
+                    pass  # everything up to target is durable; a later sync rolls over
 
     def _roll_over_locked(self) -> None:
         """Start a new segment; the current one is first synced whole (holding the state lock
@@ -384,16 +455,17 @@ class Journal:
         if self._segment_bytes == 0:
             return
         try:
-            self._flush_pending_locked()
+            self._write_unsynced_locked()
             if self._last_lsn > self._synced_lsn:
                 self._handle.sync()
-                self._synced_lsn = self._last_lsn
+                self._mark_synced_locked(self._last_lsn)
             first = self._last_lsn + 1
             name = segment_name(first)
             handle = self._fs.open_append(os.path.join(self._path, name), create=True)
         except BaseException as exc:
-            self._failure = exc
+            self._disk_failed_locked(exc)
             raise
+        assert not self._unsynced
         self._handle.close()
         self._handle = handle
         self._segment_first = first
@@ -410,6 +482,8 @@ class Journal:
 
         Raises:
             ValueError: upto_lsn is beyond last_lsn or below the current snapshot's LSN.
+            JournalNoSpaceError: the disk is full; the temporary file is removed and the
+                journal is as before (nothing deleted), so retry later.
             JournalClosedError, JournalError, OSError: as for `sync()`.
         """
         with self._sync_lock:
@@ -428,19 +502,14 @@ class Journal:
             data = encode_snapshot(upto_lsn, bytes(state))
             tmp_path = os.path.join(path, snapshot_tmp_name(upto_lsn))
             try:
-                if fs.exists(tmp_path):
-                    fs.remove(tmp_path)
-                handle = fs.open_append(tmp_path, create=True)
-                try:
-                    handle.write(data)
-                    handle.sync()
-                finally:
-                    handle.close()
+                self._write_snapshot_file(tmp_path, data)
                 fs.rename(tmp_path, os.path.join(path, snapshot_name(upto_lsn)))
                 fs.sync_dir(path)
                 kept = self._delete_covered(segments, upto_lsn)
                 fs.sync_dir(path)
                 older_bytes = self._bytes_after(kept, upto_lsn, rolled_at_lsn)
+            except JournalNoSpaceError:
+                raise
             except BaseException as exc:
                 self._failure = exc
                 raise
@@ -449,6 +518,32 @@ class Journal:
                 self._snapshot_lsn = upto_lsn
                 self._snapshot_bytes = len(data)
                 self._bytes_since_snapshot = older_bytes + self._segment_bytes
+
+    def _write_snapshot_file(self, tmp_path: str, data: bytes) -> None:
+        """Write and sync the temporary snapshot file; on a full disk remove it again.
+
+        Raises:
+            JournalNoSpaceError: no space (the journal itself is untouched and usable).
+        """
+        fs = self._fs
+        try:
+            if fs.exists(tmp_path):
+                fs.remove(tmp_path)
+            handle = fs.open_append(tmp_path, create=True)
+            try:
+                handle.write(data)
+                handle.sync()
+            finally:
+                handle.close()
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            try:
+                if fs.exists(tmp_path):
+                    fs.remove(tmp_path)
+            except OSError:
+                pass  # removed at the next open, like any leftover temporary file
+            raise JournalNoSpaceError(self._path, exc) from exc
 
     def _delete_covered(
         self, segments: list[tuple[int, str]], upto_lsn: int
@@ -490,8 +585,14 @@ class Journal:
                 return
             self._closed = True
             try:
-                if self._failure is None:
+                if self._failure is None and self._rewrite:
+                    # Leave no partly written record behind (none of these was synced).
+                    self._handle.truncate(self._segment_bytes - self._unsynced_bytes)
+                elif self._failure is None:
                     self._flush_pending_locked()
+            except OSError as exc:
+                if not is_no_space(exc):
+                    raise
             finally:
                 self._handle.close()
 

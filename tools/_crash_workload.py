@@ -22,6 +22,7 @@ from typing import Literal
 import trio
 
 from diskv_trio.client import Client, connect
+from diskv_trio.net import Credentials
 from diskv_trio.shardkv import key_to_shard
 from diskv_trio.testing.linearizability import HistoryRecorder
 
@@ -71,6 +72,7 @@ class Workload:
         seed: the session seed (each client derives its own random source).
         clients: how many concurrent clients.
         keys: the keys they use.
+        credentials: the cluster's keys (the clients use the client key).
     """
 
     def __init__(
@@ -82,8 +84,10 @@ class Workload:
         seed: int,
         clients: int,
         keys: list[str],
+        credentials: Credentials | None = None,
     ) -> None:
         self.masters = masters
+        self.credentials = credentials
         self.cluster_name = cluster_name
         self.recorder = recorder
         self.seed = seed
@@ -104,7 +108,9 @@ class Workload:
 
     async def _client(self, index: int, *, task_status: trio.TaskStatus[None]) -> None:
         rng = random.Random(f"{self.seed}-client-{index}")
-        async with connect(self.masters, cluster=self.cluster_name) as kv:
+        async with connect(
+            self.masters, cluster=self.cluster_name, credentials=self.credentials
+        ) as kv:
             task_status.started()
             count = 0
             while not self._stop.is_set():

@@ -62,7 +62,7 @@ async def _main() -> None:
     try:
         async with open_local_cluster(directory, groups=1, replicas=3, cluster="bench") as cluster:
             await cluster.join(cluster.gids[0])
-            async with connect(cluster.masters, cluster="bench") as kv:
+            async with connect(cluster.masters, cluster="bench", credentials=cluster.credentials) as kv:
                 await kv.put("warm", "up")
                 rpc_rate = await _rpc_baseline(cluster, 2.0)
                 print(f"baseline: {rpc_rate:,.0f} plain RPC round trips/s (1 caller)")

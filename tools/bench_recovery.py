@@ -196,7 +196,7 @@ async def _group_figures(root: Path, baseline: float, clock: _Clock) -> None:
     ) as cluster:
         names = cluster.group_servers(GID)
         await cluster.join(GID)
-        async with connect(cluster.masters, cluster=CLUSTER) as kv:
+        async with connect(cluster.masters, cluster=CLUSTER, credentials=cluster.credentials) as kv:
             value = "h" * HEAVY_VALUE_BYTES
             idle_probe = _LatencyProbe(cluster, names[0])
             with trio.move_on_after(1.0):

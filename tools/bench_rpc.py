@@ -1,10 +1,13 @@
 """Benchmark: RPC round trips per second against a bare Trio ping-pong, same run.
 
 Both servers run in a separate process on a Unix socket. The RPC server is the real
-`RpcServer` (hello, CBOR, request ids, one task per request); the baseline echoes
-length-prefixed byte frames with no CBOR. Each is measured with one caller and with 64
-calls in flight on one connection (the baseline pipelines 64 frames), then the ratios are
-printed. Run with ``python -m tools.bench_rpc`` (about 15 s).
+`RpcServer` with credentials (HMAC handshake, CBOR, request ids, one task per request);
+the baseline echoes length-prefixed byte frames with no CBOR. Each is measured with one
+caller and with 64 calls in flight on one connection (the baseline pipelines 64 frames),
+then the ratios are printed. The RPC is measured as a client (whose frames are bounded in
+items before decoding) and as a peer (not), which shows the cost of that check; and new
+connections per second (handshake + one call) show the cost of authentication. Run with
+``python -m tools.bench_rpc`` (about 25 s).
 """
 
 from __future__ import annotations
@@ -14,11 +17,22 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import trio
 
-from diskv_trio.net import CallContext, Identity, RpcServer, open_rpc_pool
+from diskv_trio.net import (
+    EVERYONE,
+    CallContext,
+    Credentials,
+    Identity,
+    Role,
+    RpcServer,
+    create_credentials,
+    load_credentials,
+    open_rpc_pool,
+)
 
 MEASURE_S = 1.5
 WARMUP_S = 0.2
@@ -41,7 +55,11 @@ async def _echo_handler(args: dict[str, Any], context: CallContext) -> dict[str,
 
 async def _serve_rpc(path: str) -> None:
     server = RpcServer(
-        f"unix:{path}", Identity(CLUSTER, "shardkv", "bench-server"), {"bench.echo": _echo_handler}
+        f"unix:{path}",
+        Identity(CLUSTER, Role.PEER, "bench-server"),
+        {"bench.echo": _echo_handler},
+        roles=EVERYONE,
+        credentials=load_credentials(Path(path).parent / "creds"),
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
@@ -99,14 +117,25 @@ async def _rate(worker: Callable[[], Awaitable[None]], tasks: int) -> float:
     return await _count_for(MEASURE_S, worker, tasks) / MEASURE_S
 
 
-async def _measure_rpc(path: str) -> tuple[float, float]:
+async def _measure_rpc(path: str, role: Role, keys: Credentials) -> tuple[float, float]:
     address = f"unix:{path}"
-    async with open_rpc_pool(Identity(CLUSTER, "client", "bench-client")) as pool:
+    async with open_rpc_pool(Identity(CLUSTER, role, "bench-caller"), credentials=keys) as pool:
 
         async def one_call() -> None:
             await pool.call(address, "bench.echo", ARGS, deadline_s=10.0)
 
         return await _rate(one_call, 1), await _rate(one_call, CONCURRENCY)
+
+
+async def _measure_connects(path: str, keys: Credentials) -> float:
+    """New connections per second, each with its handshake and one call."""
+    address = f"unix:{path}"
+
+    async def connect_and_call() -> None:
+        async with open_rpc_pool(Identity(CLUSTER, Role.CLIENT, "c"), credentials=keys) as pool:
+            await pool.call(address, "bench.echo", ARGS, deadline_s=10.0)
+
+    return await _rate(connect_and_call, 1)
 
 
 async def _receive_exactly(stream: trio.SocketStream, buffer: bytearray, count: int) -> bytes:
@@ -184,14 +213,20 @@ def _stop_child(child: subprocess.Popen[str]) -> None:
 
 async def _measure_all(directory: str) -> dict[str, float]:
     best: dict[str, float] = {}
+    keys = load_credentials(Path(directory) / "creds")
     for _ in range(ROUNDS):
         bare_single, bare_many = await _measure_bare(f"{directory}/echo")
-        rpc_single, rpc_many = await _measure_rpc(f"{directory}/rpc")
+        rpc_single, rpc_many = await _measure_rpc(f"{directory}/rpc", Role.CLIENT, keys)
+        peer_single, peer_many = await _measure_rpc(f"{directory}/rpc", Role.PEER, keys)
+        connects = await _measure_connects(f"{directory}/rpc", keys)
         for name, rate in [
             ("bare_single", bare_single),
             ("bare_many", bare_many),
             ("rpc_single", rpc_single),
             ("rpc_many", rpc_many),
+            ("peer_single", peer_single),
+            ("peer_many", peer_many),
+            ("connects", connects),
         ]:
             best[name] = max(best.get(name, 0.0), rate)
     return best
@@ -200,6 +235,7 @@ async def _measure_all(directory: str) -> dict[str, float]:
 def run() -> None:
     """Measure and print RPC and bare round trips per second, and their ratios."""
     directory = tempfile.mkdtemp(prefix="bench-rpc-", dir="/tmp")
+    create_credentials(Path(directory) / "creds")
     children: list[subprocess.Popen[str]] = []
     try:
         children.append(_start_child("serve-echo", f"{directory}/echo"))
@@ -217,8 +253,16 @@ def run() -> None:
     )
     print(f"  {'':34}{'1 caller':>12}{f'{CONCURRENCY} in flight':>16}")
     print(f"  {'bare Trio ping-pong (bytes)':34}{bare_single:>12,.0f}{bare_many:>16,.0f}")
-    print(f"  {'RPC (hello, CBOR, ids, tasks)':34}{rpc_single:>12,.0f}{rpc_many:>16,.0f}")
+    print(f"  {'RPC as client (CBOR, ids, tasks)':34}{rpc_single:>12,.0f}{rpc_many:>16,.0f}")
     print(f"  {'RPC / bare':34}{rpc_single / bare_single:>12.2f}{rpc_many / bare_many:>16.2f}")
+    peer_single, peer_many = best["peer_single"], best["peer_many"]
+    print(f"  {'RPC as peer (no item bound)':34}{peer_single:>12,.0f}{peer_many:>16,.0f}")
+    print(f"  {'client / peer (cost of the bound)':34}{rpc_single / peer_single:>12.2f}{rpc_many / peer_many:>16.2f}")
+    connects = best["connects"]
+    print(
+        f"  new connections/s (HMAC handshake + 1 call): {connects:,.0f}"
+        f" = {bare_single / connects:.1f} bare round trips each"
+    )
     print(
         f"  RPC mean latency, 1 caller: {1e6 / rpc_single:.0f} us (bare {1e6 / bare_single:.0f} us)"
     )

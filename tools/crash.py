@@ -237,10 +237,13 @@ async def _session(
             workload = Workload(
                 cluster.masters, CLUSTER_NAME, recorder,
                 seed=options.seed, clients=options.clients, keys=keys,
+                credentials=cluster.credentials,
             )
             result.op_stats = workload.stats
             checker_id = options.clients
-            async with connect(cluster.masters, cluster=CLUSTER_NAME) as kv:
+            async with connect(
+                cluster.masters, cluster=CLUSTER_NAME, credentials=cluster.credentials
+            ) as kv:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(workload.run)
                     await nemesis.run(options.minutes * 60, actors=options.actors)

@@ -10,9 +10,19 @@ import trio
 
 from diskv_trio._discovery import DiscoveryError, find_cluster_name, find_masters
 from diskv_trio.client import DiskvError, connect
+from diskv_trio.net import NetError
 from diskv_trio.shardmaster import SHARD_COUNT, Config, ShardmasterClerk, ShardmasterError
 
-from ._common import EXIT_OK, CommandError, address_list, non_negative_int, positive_int
+from ._common import (
+    EXIT_OK,
+    CommandError,
+    address_list,
+    credentials_or_exit,
+    describe_net_error,
+    non_negative_int,
+    operator_pool,
+    positive_int,
+)
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -74,7 +84,7 @@ def run_kv(args: argparse.Namespace) -> int:
 
     async def body() -> None:
         with trio.fail_after(args.timeout):
-            async with connect(masters, cluster=cluster) as kv:
+            async with connect(masters, cluster=cluster, credentials=credentials_or_exit()) as kv:
                 if args.op == "get":
                     print(await kv.get(args.key))
                 elif args.op == "put":
@@ -86,8 +96,8 @@ def run_kv(args: argparse.Namespace) -> int:
         trio.run(body)
     except trio.TooSlowError:
         raise CommandError(f"{args.op} did not complete within {args.timeout:g} s") from None
-    except DiskvError as exc:
-        raise CommandError(str(exc)) from None
+    except (DiskvError, NetError) as exc:
+        raise CommandError(describe_net_error(exc)) from None
     return EXIT_OK
 
 
@@ -106,13 +116,11 @@ def format_config(config: Config) -> str:
 
 
 def run_admin(args: argparse.Namespace) -> int:
-    from diskv_trio.net import Identity, open_rpc_pool
-
     masters, cluster = _masters_and_cluster(args)
 
     async def body() -> None:
         with trio.fail_after(args.timeout):
-            async with open_rpc_pool(Identity(cluster, "admin", "admin-cli")) as pool:
+            async with operator_pool(cluster, "admin-cli") as pool:
                 clerk = ShardmasterClerk(masters, pool)
                 command = args.admin_command
                 if command == "join":
@@ -133,6 +141,6 @@ def run_admin(args: argparse.Namespace) -> int:
         trio.run(body)
     except trio.TooSlowError:
         raise CommandError(f"admin {args.admin_command} did not complete within {args.timeout:g} s") from None
-    except ShardmasterError as exc:
-        raise CommandError(str(exc)) from None
+    except (ShardmasterError, NetError) as exc:
+        raise CommandError(describe_net_error(exc)) from None
     return EXIT_OK

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,17 @@ from typing import Any
 import trio
 
 from diskv_trio._discovery import DEFAULT_DATA_DIR, DiscoveryError, find_cluster_name, find_masters
+from diskv_trio._private_files import restrict_umask
 from diskv_trio.cluster import ClusterError, LocalCluster, open_local_cluster
-from diskv_trio.net import ApplicationError, CallContext, Handler, Identity, RpcServer
+from diskv_trio.net import (
+    OPERATORS,
+    ApplicationError,
+    CallContext,
+    Handler,
+    Identity,
+    Role,
+    RpcServer,
+)
 
 from ._common import (
     EXIT_FAILURE,
@@ -21,6 +29,8 @@ from ._common import (
     CommandError,
     address_list,
     configure_logging,
+    first_leaf,
+    operator_pool,
     positive_int,
     run_until_signalled,
 )
@@ -94,6 +104,8 @@ WATCH_S = 1.0
 
 
 def _control_handlers(cluster: LocalCluster) -> dict[str, Handler]:
+    """Served to operators only: the supervisor can kill servers and empty their disks."""
+
     async def restart(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         name = str(args.get("server"))
         try:
@@ -137,6 +149,7 @@ async def _watch_exits(cluster: LocalCluster) -> None:
 
 def run_cluster_up(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
+    restrict_umask()
 
     async def body() -> None:
         async with open_local_cluster(
@@ -146,8 +159,10 @@ def run_cluster_up(args: argparse.Namespace) -> int:
                 await cluster.join(gid)
             control = RpcServer(
                 f"unix:{cluster.socket_dir / SUPERVISOR_SOCKET_NAME}",
-                Identity(cluster.cluster, "admin", "supervisor"),
+                Identity(cluster.cluster, Role.OPERATOR, "supervisor"),
                 _control_handlers(cluster),
+                roles=OPERATORS,
+                credentials=cluster.credentials,
             )
             async with trio.open_nursery() as nursery:
                 await nursery.start(control.serve)
@@ -158,15 +173,18 @@ def run_cluster_up(args: argparse.Namespace) -> int:
 
     try:
         trio.run(run_until_signalled, body)
-    except ClusterError as exc:
-        raise CommandError(str(exc)) from None
+    except BaseException as raised:  # noqa: BLE001 - a cluster failure becomes one line
+        exc = first_leaf(raised)
+        if isinstance(exc, ClusterError):
+            raise CommandError(str(exc)) from None
+        raise
     return EXIT_OK
 
 
 def run_cluster_control(args: argparse.Namespace) -> int:
     """`diskv cluster restart|kill SERVER`: ask the running `cluster up` to do it."""
     from diskv_trio._discovery import CLUSTER_FILE_NAME
-    from diskv_trio.net import RpcRemoteError, RpcUnavailable, open_rpc_pool
+    from diskv_trio.net import NetError, RpcRemoteError, RpcUnavailable
 
     path = args.dir / CLUSTER_FILE_NAME
     try:
@@ -178,7 +196,7 @@ def run_cluster_control(args: argparse.Namespace) -> int:
         raise CommandError(f"no running `diskv cluster up` found ({path} names no supervisor)")
 
     async def body() -> dict[str, Any]:
-        async with open_rpc_pool(Identity(described.get("cluster", "diskv"), "admin", "cluster-cli")) as pool:
+        async with operator_pool(str(described.get("cluster", "diskv")), "cluster-cli", args.dir) as pool:
             request = {"server": args.server, "lose_disk": getattr(args, "lose_disk", False)}
             return await pool.call(address, f"cluster.{args.control}", request, deadline_s=60)
 
@@ -188,6 +206,8 @@ def run_cluster_control(args: argparse.Namespace) -> int:
         raise CommandError("the local cluster's supervisor does not answer; is `diskv cluster up` running?") from None
     except RpcRemoteError as exc:
         raise CommandError(exc.message) from None
+    except NetError as exc:
+        raise CommandError(f"the local cluster's supervisor refused us: {exc}") from None
     if args.control == "restart":
         print(f"{args.server} restarted (pid {reply.get('pid')})")
     else:
@@ -198,6 +218,7 @@ def run_cluster_control(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from ._demo import demo
 
+    restrict_umask()
     try:
         ok = trio.run(demo, args.dir, args.keys)
     except ClusterError as exc:
@@ -207,16 +228,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
 async def collect_status(masters: list[str], cluster_name: str) -> dict[str, Any]:
     """Ask every shardmaster and every replica of every group for its state."""
-    from diskv_trio.net import Identity, RpcRemoteError, RpcUnavailable, open_rpc_pool
+    from diskv_trio.net import NetError
     from diskv_trio.shardmaster import ShardmasterClerk
 
     result: dict[str, Any] = {"masters": [], "groups": {}}
-    async with open_rpc_pool(Identity(cluster_name, "admin", f"status-{os.getpid()}")) as pool:
+    async with operator_pool(cluster_name, "status") as pool:
 
         async def ask(address: str) -> dict[str, Any]:
             try:
                 reply = await pool.call(address, "rsm.status", {}, deadline_s=2.0)
-            except (RpcUnavailable, RpcRemoteError) as exc:
+            except NetError as exc:
                 return {"address": address, "answers": False, "error": str(exc)}
             return {"address": address, "answers": True} | reply
 
@@ -240,6 +261,7 @@ def _format_row(row: dict[str, Any]) -> str:
         f"    {row['address']}  up  {row.get('state', '?'):10} max={row.get('max')} "
         f"min={row.get('min')} applied={row.get('applied')} epoch={paxos.get('epoch', '?')} "
         f"journal={row.get('journal_bytes', '?')}B"
+        + (f"  ALARM {row['alarm']}" if row.get("alarm") else "")
     )
 
 

@@ -8,11 +8,23 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import NoReturn
 
 import trio
 
-from diskv_trio.net import parse_address
+from diskv_trio._discovery import find_credentials
+from diskv_trio.net import (
+    CREDENTIALS_ENV,
+    Credentials,
+    CredentialsError,
+    Identity,
+    Role,
+    RpcPool,
+    open_rpc_pool,
+    parse_address,
+)
 
 PROGRAM = "diskv"
 
@@ -34,6 +46,33 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise CommandError(f"{self.prog}: {message}", EXIT_USAGE)
+
+
+def credentials_or_exit(data_dir: Path | None = None) -> Credentials | None:
+    """The keys this command holds (see `find_credentials`), or a one-line error."""
+    try:
+        return find_credentials(data_dir=data_dir)
+    except CredentialsError as exc:
+        raise CommandError(f"credentials: {exc}") from None
+
+
+def describe_net_error(exc: Exception) -> str:
+    """One line for a failed call; a refused key says where keys are looked for."""
+    text = str(exc)
+    if getattr(exc, "code", None) == "auth":
+        text += (
+            f" (the key is read from --credentials, {CREDENTIALS_ENV}, or ./diskv-data/credentials"
+            " of `diskv cluster up`)"
+        )
+    return text
+
+
+def operator_pool(
+    cluster: str, name: str, data_dir: Path | None = None
+) -> AbstractAsyncContextManager[RpcPool]:
+    """A pool that calls servers as an operator, with the operator key if one is found."""
+    identity = Identity(cluster, Role.OPERATOR, f"{name}-{os.getpid()}")
+    return open_rpc_pool(identity, credentials=credentials_or_exit(data_dir))
 
 
 def address_list(text: str) -> list[str]:

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import trio
 
-from diskv_trio._discovery import DEFAULT_CLUSTER_NAME, TOKEN_ENV
+from diskv_trio._dirlock import DirectoryInUseError
+from diskv_trio._discovery import DEFAULT_CLUSTER_NAME
+from diskv_trio._private_files import restrict_umask
+from diskv_trio.net import CREDENTIALS_ENV, Credentials, CredentialsError, Role, load_credentials
 from diskv_trio.rsm import IdentityMismatchError, NodeSettings, ReplicaNode
 
 from ._common import (
@@ -36,6 +39,17 @@ def add_common_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="first start of a brand-new replica; without it an empty --dir means a lost disk",
     )
     parser.add_argument("--cluster", default=DEFAULT_CLUSTER_NAME, help="cluster name checked in every connection")
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        help=f"directory holding peer.key, operator.key and client.key (or set {CREDENTIALS_ENV});"
+        " `diskv cluster up` makes one",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="run without credentials: anyone who can connect may act as a peer or operator",
+    )
     parser.add_argument("--unreliable", action="store_true", help="fault injection: drop requests and replies")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
@@ -72,12 +86,32 @@ def _settings(args: argparse.Namespace, role: str, group: int) -> NodeSettings:
         directory=args.dir,
         bootstrap=args.bootstrap,
         unreliable=args.unreliable,
-        token=os.environ.get(TOKEN_ENV),
+        credentials=_server_credentials(args),
     )
+
+
+def _server_credentials(args: argparse.Namespace) -> Credentials | None:
+    """A server needs every role's key to check every caller; without any, only --insecure."""
+    directory = args.credentials or (Path(os.environ[CREDENTIALS_ENV]) if os.environ.get(CREDENTIALS_ENV) else None)
+    if directory is None:
+        if args.insecure:
+            return None
+        raise CommandError(
+            f"no credentials: pass --credentials DIR or set {CREDENTIALS_ENV}"
+            " (`diskv cluster up` makes DIR/credentials), or --insecure for a trusted test setup",
+            2,
+        )
+    if args.insecure:
+        raise CommandError("--insecure and credentials exclude each other", 2)
+    try:
+        return load_credentials(directory, required=tuple(Role))
+    except CredentialsError as exc:
+        raise CommandError(f"credentials: {exc}", 2) from None
 
 
 def _run_node(node: ReplicaNode, verbose: bool) -> int:
     configure_logging(verbose)
+    restrict_umask()
     settings = node.settings
     log.info(
         "%s starting at %s, data in %s", settings.node_id, settings.peers[settings.me], settings.directory
@@ -86,7 +120,7 @@ def _run_node(node: ReplicaNode, verbose: bool) -> int:
         trio.run(run_until_signalled, node.run)
     except BaseException as raised:  # noqa: BLE001 - start-up failures become one line
         exc = first_leaf(raised)
-        if isinstance(exc, IdentityMismatchError):
+        if isinstance(exc, IdentityMismatchError | DirectoryInUseError):
             raise CommandError(str(exc)) from None
         if isinstance(exc, PermissionError):
             raise CommandError(f"cannot use {exc.filename}: permission denied") from None

@@ -21,7 +21,7 @@ PARENT_PID_ENV = "DISKV_PARENT_PID"
 
 async def start_process(argv: Sequence[str], log_path: Path) -> trio.Process:
     """Start `argv` with stdin from /dev/null and stdout/stderr appended to `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env[PARENT_PID_ENV] = str(os.getpid())
@@ -35,7 +35,10 @@ async def start_process(argv: Sequence[str], log_path: Path) -> trio.Process:
 
 
 def _open_log(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    """Open a server's log for appending, private to our user (logs name keys and values)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # a log from an older version may be wider
+    return fd
 
 
 def python_module_argv(*args: str) -> list[str]:

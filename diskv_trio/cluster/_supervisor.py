@@ -8,6 +8,9 @@ Rules kept here:
   later start, after a kill or a lost disk alike, is a restart.
 - Children die with the supervisor (Linux parent-death signal), and closing the cluster
   stops every process it started: SIGTERM, then SIGKILL for any that linger.
+- One supervisor per data directory (a lock held while the cluster is open); everything it
+  creates is private to its user, and a socket directory outside the data directory is used
+  only if we created it 0o700 (or it already is ours and 0o700).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import signal
 import tempfile
@@ -26,8 +30,23 @@ from typing import Any
 
 import trio
 
-from diskv_trio._discovery import CLUSTER_FILE_NAME, DEFAULT_CLUSTER_NAME
-from diskv_trio.net import Identity, RpcPool, RpcRemoteError, RpcUnavailable, open_rpc_pool
+from diskv_trio._dirlock import DirectoryInUseError, DirectoryLock, lock_directory
+from diskv_trio._discovery import CLUSTER_FILE_NAME, CREDENTIALS_DIR_NAME, DEFAULT_CLUSTER_NAME
+from diskv_trio._private_files import (
+    UnsafeDirectoryError,
+    make_private_directory,
+    private_shared_directory,
+)
+from diskv_trio.net import (
+    Credentials,
+    Identity,
+    Role,
+    RpcPool,
+    RpcRemoteError,
+    RpcUnavailable,
+    create_credentials,
+    open_rpc_pool,
+)
 from diskv_trio.rsm import IDENTITY_FILE_NAME
 from diskv_trio.rsm._identity import write_atomically
 from diskv_trio.shardmaster import ShardmasterClerk
@@ -71,8 +90,12 @@ class ServerSpec:
     process: trio.Process | None = None
     starts: int = 0
 
-    def argv(self, masters: Sequence[str], cluster: str, bootstrap: bool) -> list[str]:
+    def argv(
+        self, masters: Sequence[str], cluster: str, bootstrap: bool, credentials_dir: Path
+    ) -> list[str]:
         args = [
+            "--credentials",
+            str(credentials_dir),
             "--me",
             str(self.me),
             "--peers",
@@ -92,11 +115,29 @@ class ServerSpec:
 
 
 def _socket_dir(data_dir: Path) -> Path:
+    """`DATA/sock`, or, when that path is too long for socket names, a directory in the
+    temporary directory named by our uid and a digest of it (created and checked private by
+    `_make_socket_dir`)."""
     candidate = data_dir.resolve() / "sock"
     if len(str(candidate)) + 16 <= SOCKET_PATH_BYTES_MAX:
         return candidate
     digest = hashlib.sha256(str(candidate).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"diskv-{digest}"
+    return Path(tempfile.gettempdir()) / f"diskv-{os.getuid()}-{digest}"
+
+
+def _make_socket_dir(socket_dir: Path, data_dir: Path) -> None:
+    """Create the socket directory private; refuse a shared-directory one not ours alone.
+
+    Raises:
+        ClusterError: the directory exists in a shared place and is not private to us.
+    """
+    if socket_dir.parent == data_dir:
+        make_private_directory(socket_dir)
+        return
+    try:
+        private_shared_directory(socket_dir)
+    except UnsafeDirectoryError as exc:
+        raise ClusterError(f"socket directory: {exc}") from None
 
 
 class LocalCluster:
@@ -115,6 +156,8 @@ class LocalCluster:
         if groups < 0 or replicas < 1 or masters < 1:
             raise ValueError("need at least one shardmaster and one replica per group")
         self.data_dir = data_dir.resolve()
+        self.credentials_dir = self.data_dir / CREDENTIALS_DIR_NAME
+        self.credentials: Credentials | None = None
         self.cluster = cluster
         self.socket_dir = _socket_dir(self.data_dir)
         self.servers: dict[str, ServerSpec] = {}
@@ -210,12 +253,12 @@ class LocalCluster:
         spec = self.spec(name)
         if self.is_running(name):
             raise ClusterError(f"{name} is already running")
-        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        _make_socket_dir(self.socket_dir, self.data_dir)
         first_start = spec.starts == 0 and not (spec.directory / IDENTITY_FILE_NAME).exists() and not (
             spec.directory.exists() and any(spec.directory.iterdir())
         )
-        spec.directory.mkdir(parents=True, exist_ok=True)
-        argv = spec.argv(self.masters, self.cluster, bootstrap=first_start)
+        make_private_directory(spec.directory)
+        argv = spec.argv(self.masters, self.cluster, first_start, self.credentials_dir)
         spec.process = await start_process(argv, spec.log_path)
         spec.starts += 1
         if wait:
@@ -244,7 +287,7 @@ class LocalCluster:
             await spec.process.wait()
         if lose_disk:
             shutil.rmtree(spec.directory, ignore_errors=True)
-            spec.directory.mkdir(parents=True, exist_ok=True)
+            make_private_directory(spec.directory)
 
     async def restart(self, name: str, *, wait: bool = True) -> None:
         """Start `name` again on its directory (a restart, never a bootstrap)."""
@@ -337,15 +380,36 @@ def _tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
+def _lock_data_dir(cluster: LocalCluster) -> DirectoryLock:
+    """Hold the data directory for this supervisor alone.
+
+    Raises:
+        ClusterError: another `cluster up` (or demo) runs on it, named by pid.
+    """
+    try:
+        return lock_directory(cluster.data_dir, f"diskv cluster up, cluster {cluster.cluster!r}")
+    except DirectoryInUseError as exc:
+        raise ClusterError(str(exc)) from None
+
+
 @asynccontextmanager
 async def open_local_cluster(
     data_dir: Path, *, start: bool = True, **options: Any
 ) -> AsyncIterator[LocalCluster]:
     """A local cluster whose processes are all stopped when the block exits, however it exits."""
     cluster = LocalCluster(data_dir, **options)
-    cluster.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_data_dir(cluster)
     try:
-        async with open_rpc_pool(Identity(cluster.cluster, "admin", "supervisor")) as pool:
+        make_private_directory(cluster.data_dir)
+        _make_socket_dir(cluster.socket_dir, cluster.data_dir)  # refused before any use
+        cluster.credentials = create_credentials(cluster.credentials_dir)
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        async with open_rpc_pool(
+            Identity(cluster.cluster, Role.OPERATOR, "supervisor"), credentials=cluster.credentials
+        ) as pool:
             cluster._pool = pool
             try:
                 if start:
@@ -359,3 +423,4 @@ async def open_local_cluster(
         cluster.kill_all_now()
         if cluster.socket_dir != cluster.data_dir / "sock":
             shutil.rmtree(cluster.socket_dir, ignore_errors=True)
+        lock.release()

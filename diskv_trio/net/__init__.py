@@ -1,11 +1,19 @@
 """RPC over Trio streams: framing, hello, multiplexed calls, built-in fault injection.
 
-A frame is a u32 big-endian length and a CBOR map. Each connection starts with a hello
-(version, cluster, role, id, optional token); requests carry ids so one connection carries
-many calls at once. See DESIGN.md, section 2.
+A frame is a u32 big-endian length and a CBOR map. Each connection starts with a handshake
+that binds one of three roles (peer, operator, client) to it, proven by an HMAC over both
+sides' nonces with that role's key; each method is served to the roles it names. Requests
+carry ids so one connection carries many calls at once. See DESIGN.md, section 2.
 """
 
 from ._address import TcpAddress, UnixAddress, parse_address
+from ._credentials import (
+    CREDENTIALS_ENV,
+    Credentials,
+    CredentialsError,
+    create_credentials,
+    load_credentials,
+)
 from ._errors import (
     ApplicationError,
     HandshakeError,
@@ -16,14 +24,28 @@ from ._errors import (
     RpcUnavailable,
 )
 from ._faults import Faults
-from ._limits import FRAME_BYTES_MAX, PROTOCOL_VERSION
+from ._handler import CallContext, Handler
+from ._limits import FRAME_BYTES_MAX, PROTOCOL_VERSION, WIRE_DEPTH_MAX
 from ._pool import RpcPool, open_rpc_pool
 from ._protocol import Identity
-from ._server import CallContext, Handler, RpcServer
+from ._roles import CLIENTS, EVERYONE, OPERATORS, PEERS, PEERS_AND_OPERATORS, Role
+from ._server import RpcServer
 
 __all__ = [
+    "CLIENTS",
+    "CREDENTIALS_ENV",
+    "EVERYONE",
+    "OPERATORS",
+    "PEERS",
+    "PEERS_AND_OPERATORS",
+    "Credentials",
+    "CredentialsError",
+    "Role",
+    "create_credentials",
+    "load_credentials",
     "FRAME_BYTES_MAX",
     "PROTOCOL_VERSION",
+    "WIRE_DEPTH_MAX",
     "ApplicationError",
     "CallContext",
     "Faults",

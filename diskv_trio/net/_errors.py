@@ -7,7 +7,8 @@ The caller of `RpcPool.call` sees exactly one of:
 - `RpcTimeout`: the call's deadline passed; a kind of `RpcUnavailable` (outcome unknown).
 - `RpcRemoteError`: the server ran the request (or looked at it) and answered with a typed
   error, e.g. an `ApplicationError` raised by the handler, ``internal`` or ``unknown-method``.
-- `HandshakeError`: the server refused our hello (wrong version, token or cluster). This is
+- `HandshakeError`: the server refused our hello (wrong version, key or cluster), or could
+  not prove it holds our key. This is
   a configuration error and is not retried silently.
 
 `ProtocolError` is raised where a peer's bytes break the protocol; `ApplicationError` is
@@ -49,7 +50,7 @@ class ProtocolError(NetError):
 
 
 class HandshakeError(NetError):
-    """The server refused the hello (``version``, ``token`` or ``cluster``), or the hello failed.
+    """The server refused the hello (``version``, ``auth``, ``cluster``, ``busy``), or the hello failed.
 
     Attributes:
         code: the refusal code sent by the server.

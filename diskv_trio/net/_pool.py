@@ -3,7 +3,10 @@
 Rules kept here:
 
 - A connection is opened lazily by the first call to its address, by a task of the pool
-  (so a caller's deadline never interrupts a connect half-way), and starts with the hello.
+  (so a caller's deadline never interrupts a connect half-way), and starts with the
+  handshake: the server's challenge, our hello with a proof made with our role's key, and
+  the server's reply, whose proof we check whenever we hold a key (a server that cannot
+  prove it holds the cluster's key is refused).
 - Replies are matched to calls by request id. A broken connection fails every call on it
   with `RpcUnavailable` and is forgotten; a later call opens a new one.
 - After a connection to an address fails or breaks, calls to it fail at once with
@@ -16,6 +19,7 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +27,9 @@ from typing import Any
 
 import trio
 
+from . import _auth
 from ._address import Address, parse_address
+from ._credentials import Credentials
 from ._errors import (
     HandshakeError,
     NetError,
@@ -38,10 +44,12 @@ from ._limits import (
     CONNECT_TIMEOUT_S,
     FRAME_BYTES_MAX,
     HELLO_FRAME_BYTES_MAX,
+    NONCE_BYTES,
     RECONNECT_DELAY_INITIAL_S,
     RECONNECT_DELAY_MAX_S,
 )
 from ._protocol import (
+    CODE_AUTH,
     CODE_CLUSTER,
     CODE_UNAVAILABLE,
     ConnectionError_,
@@ -50,6 +58,7 @@ from ._protocol import (
     Reply,
     encode_frame,
     hello_message,
+    parse_challenge,
     parse_hello_reply,
     parse_reply,
     request_message,
@@ -113,11 +122,16 @@ class RpcPool:
     """Calls to many servers. Create with `open_rpc_pool`."""
 
     def __init__(
-        self, identity: Identity, nursery: trio.Nursery, *, token: str | None, faults: Faults | None
+        self,
+        identity: Identity,
+        nursery: trio.Nursery,
+        *,
+        credentials: Credentials | None,
+        faults: Faults | None,
     ) -> None:
         self.identity = identity
         self.faults = faults if faults is not None else Faults()
-        self._token = token
+        self._key = credentials.key(identity.role) if credentials is not None else None
         self._nursery = nursery
         self._addresses: dict[str, tuple[str, Address]] = {}
         self._connections: dict[str, _Connection] = {}
@@ -138,7 +152,8 @@ class RpcPool:
             RpcUnavailable: no connection, connection broken, request dropped or reply lost,
                 peer cut, server deaf, or backing off after a recent failure.
             RpcRemoteError: the server answered with a typed error.
-            HandshakeError: the server refused our hello (version, token, cluster).
+            HandshakeError: the server refused our hello (version, auth, cluster, busy), or
+                could not prove it holds our role's key.
             ValueError: a bad address, or args too large for one frame.
         """
         key, parsed = self._resolve(address)
@@ -259,19 +274,34 @@ class RpcPool:
         logger.debug("connection to %s failed; next attempt in %.3f s", key, delay_s)
 
     async def _hello(self, stream: trio.SocketStream, decoder: FrameDecoder) -> Identity:
-        await stream.send_all(encode_frame(hello_message(self.identity, self._token)))
+        challenge = await receive_message(stream, decoder)
+        if challenge is None:
+            raise ProtocolError("server closed the connection before its challenge")
+        server_nonce = parse_challenge(challenge)
+        if isinstance(server_nonce, ConnectionError_):
+            raise HandshakeError(server_nonce.code, server_nonce.message)
+        me = self.identity
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        signed = _auth.transcript(me.cluster, me.role, me.node_id, server_nonce, nonce)
+        key = self._key
+        proof = _auth.prove(key, _auth.CALLER_SIDE, signed) if key is not None else None
+        await stream.send_all(encode_frame(hello_message(me, nonce, proof)))
         message = await receive_message(stream, decoder)
         if message is None:
             raise ProtocolError("server closed the connection during the hello")
         reply = parse_hello_reply(message)
         if isinstance(reply, ConnectionError_):
             raise HandshakeError(reply.code, reply.message)
-        if reply.cluster != self.identity.cluster:
+        if reply.identity.cluster != me.cluster:
             raise HandshakeError(
                 CODE_CLUSTER,
-                f"server is in cluster {reply.cluster!r}, we are in {self.identity.cluster!r}",
+                f"server is in cluster {reply.identity.cluster!r}, we are in {me.cluster!r}",
             )
-        return reply
+        if key is not None and not _auth.verify(key, _auth.SERVER_SIDE, signed, reply.proof):
+            raise HandshakeError(
+                CODE_AUTH, f"server {reply.identity.node_id!r} did not prove it holds the cluster's key"
+            )
+        return reply.identity
 
     async def _write(
         self, stream: trio.SocketStream, connection: _Connection, scope: trio.CancelScope
@@ -317,18 +347,25 @@ class RpcPool:
 
 @asynccontextmanager
 async def open_rpc_pool(
-    identity: Identity, *, token: str | None = None, faults: Faults | None = None
+    identity: Identity, *, credentials: Credentials | None = None, faults: Faults | None = None
 ) -> AsyncIterator[RpcPool]:
     """Open a pool of outbound connections; they all close when the block exits.
 
     Args:
-        identity: sent in the hello of every connection.
-        token: shared secret sent in the hello, if the servers require one.
+        identity: sent in the hello of every connection; its role picks our key.
+        credentials: the keys we hold; None for a server run without credentials.
         faults: the settings shared with this process's server (``cut`` applies here too).
     """
-    async with trio.open_nursery() as nursery:
-        pool = RpcPool(identity, nursery, token=token, faults=faults)
-        try:
-            yield pool
-        finally:
-            pool._close()
+    try:
+        async with trio.open_nursery() as nursery:
+            pool = RpcPool(identity, nursery, credentials=credentials, faults=faults)
+            try:
+                yield pool
+            finally:
+                pool._close()
+    except BaseExceptionGroup as group:
+        # The nursery only runs connection tasks, which end quietly; an error here is the
+        # body's own, and callers catch it by its type (`except RpcTimeout`, Ctrl-C...).
+        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+            raise group.exceptions[0] from None
+        raise

@@ -5,9 +5,13 @@ Rules kept here:
 - A frame is a u32 big-endian body length followed by a body that is exactly one CBOR map.
   A length over the limit, bytes that are not CBOR, trailing bytes after the map, or a body
   that is not a map is a `ProtocolError`; the connection carrying it is closed.
-- Each side sends a hello first. Client: ``{version, cluster, role, id, token?}``. Server:
-  ``{version, cluster, role, id}`` or a refusal ``{code, message}`` (code ``version``,
-  ``token``, ``cluster`` or ``protocol``) after which it closes.
+- CBOR is decoded with every semantic tag refused (no shared references, no cycles, no
+  bignums), no indefinite lengths and at most `WIRE_DEPTH_MAX` levels of nesting; frames
+  from clients and operators are also bounded in item count before they are decoded.
+- The server speaks first: a challenge ``{version, challenge: nonce}``. The caller answers
+  with its hello ``{version, cluster, role, id, nonce, proof?}``; the server answers with
+  ``{version, cluster, role, id, proof?}`` or a refusal ``{code, message}`` (code
+  ``version``, ``auth``, ``cluster`` or ``protocol``) after which it closes. Proofs: `_auth`.
 - Request ``{i: id, m: method, a: args}``; reply ``{i, r: result}`` or
   ``{i, e: {code, message}}``. A frame ``{e: {code, message}}`` without ``i`` speaks about
   the whole connection (which the sender then closes).
@@ -23,8 +27,10 @@ from typing import Any
 
 import cbor2
 
+from ._cbor_scan import check_item_count
 from ._errors import ProtocolError
-from ._limits import FRAME_BYTES_MAX, NAME_CHARS_MAX, PROTOCOL_VERSION
+from ._limits import FRAME_BYTES_MAX, NAME_CHARS_MAX, NONCE_BYTES, PROTOCOL_VERSION, WIRE_DEPTH_MAX
+from ._roles import Role, parse_role
 
 LENGTH_PREFIX_BYTES = 4
 REQUEST_ID_MAX = 2**63 - 1
@@ -35,16 +41,15 @@ CODE_UNKNOWN_METHOD = "unknown-method"
 CODE_INTERNAL = "internal"
 CODE_PROTOCOL = "protocol"
 CODE_VERSION = "version"
-CODE_TOKEN = "token"
+CODE_AUTH = "auth"
+CODE_ROLE = "role"
+CODE_BUSY = "busy"
 CODE_CLUSTER = "cluster"
 
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who a process is, as sent in the hello.
-
-    Roles used: ``paxos``, ``shardmaster``, ``shardkv``, ``client``, ``admin``.
-    """
+    """Who a process is, as sent in the hello: its role is one of `Role`."""
 
     cluster: str
     role: str
@@ -58,6 +63,8 @@ class Identity:
                     f"Identity.{name} must be a non-empty string of at most"
                     f" {NAME_CHARS_MAX} characters, got {value!r}"
                 )
+        if parse_role(self.role) is None:
+            raise ValueError(f"Identity.role must be one of {[r.value for r in Role]}, got {self.role!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +73,16 @@ class Hello:
 
     version: int
     identity: Identity
-    token: str | None
+    nonce: bytes
+    proof: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class HelloReply:
+    """A server's hello reply: who it is, and its proof when the caller sent one."""
+
+    identity: Identity
+    proof: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +125,29 @@ def encode_frame(message: dict[Any, Any]) -> bytes:
     return len(body).to_bytes(LENGTH_PREFIX_BYTES, "big") + body
 
 
-def decode_body(body: bytes) -> dict[Any, Any]:
-    """Decode a frame body that must be exactly one CBOR map."""
+def _refuse_tag(*_args: Any) -> Any:
+    raise cbor2.CBORDecodeError("CBOR tags are not accepted")
+
+
+BUILTIN_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261, 1004, 55799)
+"""The tags cbor2 decodes itself; each is overridden to refuse (others reach `tag_hook`)."""
+
+_REFUSE_TAGS = {tag: _refuse_tag for tag in BUILTIN_TAGS}
+
+
+def decode_body(body: bytes, *, items_max: int | None = None) -> dict[Any, Any]:
+    """Decode a frame body that must be exactly one CBOR map (tags refused, depth bounded)."""
+    if items_max is not None:
+        check_item_count(body, items_max)
     stream = io.BytesIO(body)
     try:
-        message = cbor2.CBORDecoder(stream).decode()
+        message = cbor2.CBORDecoder(
+            stream,
+            semantic_decoders=_REFUSE_TAGS,
+            tag_hook=_refuse_tag,
+            max_depth=WIRE_DEPTH_MAX,
+            allow_indefinite=False,
+        ).decode()
     except Exception as exc:  # cbor2 raises several types on hostile input
         raise ProtocolError(f"frame body is not valid CBOR: {exc}") from None
     if stream.tell() != len(body):
@@ -133,9 +167,10 @@ class FrameDecoder:
     connection must be closed.
     """
 
-    def __init__(self, frame_bytes_max: int = FRAME_BYTES_MAX) -> None:
+    def __init__(self, frame_bytes_max: int = FRAME_BYTES_MAX, items_max: int | None = None) -> None:
         assert 0 < frame_bytes_max <= FRAME_BYTES_MAX
         self.frame_bytes_max = frame_bytes_max
+        self.items_max = items_max
         self._buffer = bytearray()
         self._failed = False
 
@@ -165,10 +200,15 @@ class FrameDecoder:
         body = bytes(buffer[LENGTH_PREFIX_BYTES:end])
         del buffer[:end]
         try:
-            return decode_body(body)
+            return decode_body(body, items_max=self.items_max)
         except ProtocolError:
             self._failed = True
             raise
+
+    @property
+    def inside_frame(self) -> bool:
+        """Some bytes of a frame have arrived, not all of it."""
+        return bool(self._buffer)
 
     def check_eof(self) -> None:
         """Raise `ProtocolError` if the stream ended inside a frame."""
@@ -183,9 +223,15 @@ class FrameDecoder:
 
 def _name(message: dict[Any, Any], key: str, *, what: str) -> str:
     value = message.get(key)
-    if not isinstance(value, str) or not value or len(value) > NAME_CHARS_MAX:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > NAME_CHARS_MAX
+        or not value.isprintable()
+    ):
         raise ProtocolError(
-            f"{what}: field {key!r} must be a non-empty string of at most {NAME_CHARS_MAX} characters"
+            f"{what}: field {key!r} must be a non-empty printable string of at most"
+            f" {NAME_CHARS_MAX} characters"
         )
     return value
 
@@ -206,45 +252,87 @@ def _error_fields(value: Any, *, what: str) -> tuple[str, str]:
     return code, message
 
 
-def hello_message(identity: Identity, token: str | None) -> dict[str, Any]:
+def _nonce(message: dict[Any, Any], key: str, *, what: str) -> bytes:
+    value = message.get(key)
+    if not isinstance(value, bytes) or len(value) != NONCE_BYTES:
+        raise ProtocolError(f"{what}: field {key!r} must be {NONCE_BYTES} bytes")
+    return value
+
+
+def _proof(message: dict[Any, Any], *, what: str) -> bytes | None:
+    value = message.get("proof")
+    if value is not None and (not isinstance(value, bytes) or len(value) > 64):
+        raise ProtocolError(f"{what}: field 'proof' must be at most 64 bytes")
+    return value
+
+
+def challenge_message(nonce: bytes) -> dict[str, Any]:
+    return {"version": PROTOCOL_VERSION, "challenge": nonce}
+
+
+def parse_challenge(message: dict[Any, Any]) -> bytes | ConnectionError_:
+    """The server's challenge nonce, or its refusal (e.g. too many connections).
+
+    Raises:
+        ProtocolError: another version, or not a challenge.
+    """
+    if "code" in message:
+        code, text = _error_fields(message, what="refusal")
+        return ConnectionError_(code, text)
+    version = message.get("version")
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise ProtocolError(f"server speaks protocol version {version!r}, we speak {PROTOCOL_VERSION}")
+    return _nonce(message, "challenge", what="challenge")
+
+
+def hello_message(identity: Identity, nonce: bytes, proof: bytes | None) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "version": PROTOCOL_VERSION,
+        "cluster": identity.cluster,
+        "role": identity.role,
+        "id": identity.node_id,
+        "nonce": nonce,
+    }
+    if proof is not None:
+        message["proof"] = proof
+    return message
+
+
+def hello_reply_message(identity: Identity, proof: bytes | None) -> dict[str, Any]:
     message: dict[str, Any] = {
         "version": PROTOCOL_VERSION,
         "cluster": identity.cluster,
         "role": identity.role,
         "id": identity.node_id,
     }
-    if token is not None:
-        message["token"] = token
+    if proof is not None:
+        message["proof"] = proof
     return message
 
 
 def parse_hello(message: dict[Any, Any]) -> Hello:
-    """Parse a client's hello. The version is read first so that a peer speaking another
+    """Parse a caller's hello. The version is read first so that a peer speaking another
     version gets a ``version`` refusal even if the rest of its hello looks different.
 
     Raises:
-        ProtocolError: a field is missing or has the wrong type.
+        ProtocolError: a field is missing, has the wrong type, or names an unknown role.
     """
     version = message.get("version")
     if type(version) is not int:
         raise ProtocolError("hello: field 'version' must be an integer")
     if version != PROTOCOL_VERSION:
-        return Hello(version, Identity("?", "?", "?"), None)
+        return Hello(version, Identity("?", Role.CLIENT, "?"), b"", None)
+    role = _name(message, "role", what="hello")
+    if parse_role(role) is None:
+        raise ProtocolError(f"hello: unknown role {role!r}, expected one of {[r.value for r in Role]}")
     identity = Identity(
-        _name(message, "cluster", what="hello"),
-        _name(message, "role", what="hello"),
-        _name(message, "id", what="hello"),
+        _name(message, "cluster", what="hello"), role, _name(message, "id", what="hello")
     )
-    token = message.get("token")
-    if token is not None and (not isinstance(token, str) or len(token) > NAME_CHARS_MAX):
-        raise ProtocolError(
-            f"hello: field 'token' must be a string of at most {NAME_CHARS_MAX} characters"
-        )
-    return Hello(version, identity, token)
+    return Hello(version, identity, _nonce(message, "nonce", what="hello"), _proof(message, what="hello"))
 
 
-def parse_hello_reply(message: dict[Any, Any]) -> Identity | ConnectionError_:
-    """Parse a server's hello reply: its identity, or its refusal.
+def parse_hello_reply(message: dict[Any, Any]) -> HelloReply | ConnectionError_:
+    """Parse a server's hello reply: its identity and proof, or its refusal.
 
     Raises:
         ProtocolError: neither a valid identity nor a valid refusal.
@@ -255,11 +343,13 @@ def parse_hello_reply(message: dict[Any, Any]) -> Identity | ConnectionError_:
     version = message.get("version")
     if version != PROTOCOL_VERSION or type(version) is not int:
         raise ProtocolError(f"hello reply: version {version!r}, expected {PROTOCOL_VERSION}")
-    return Identity(
-        _name(message, "cluster", what="hello reply"),
-        _name(message, "role", what="hello reply"),
-        _name(message, "id", what="hello reply"),
+    role = _name(message, "role", what="hello reply")
+    if parse_role(role) is None:
+        raise ProtocolError(f"hello reply: unknown role {role!r}")
+    identity = Identity(
+        _name(message, "cluster", what="hello reply"), role, _name(message, "id", what="hello reply")
     )
+    return HelloReply(identity, _proof(message, what="hello reply"))
 
 
 def request_message(request_id: int, method: str, args: dict[str, Any]) -> dict[str, Any]:

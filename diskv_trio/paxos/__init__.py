@@ -13,10 +13,12 @@ from ._errors import (
     PaxosStorageError,
     PaxosUnreachable,
 )
+from ._limits import INSTANCE_AHEAD_MAX
 from ._node import JournalStorage, PaxosNode, PoolTransport, open_paxos_node
 from ._peer import MemoryStorage, PaxosPeer, PaxosStorage, PaxosTransport
 
 __all__ = [
+    "INSTANCE_AHEAD_MAX",
     "Ballot",
     "Fate",
     "JournalStorage",

@@ -246,6 +246,10 @@ class PaxosCore:
             return Fate.DECIDED, inst.value
         return Fate.PENDING, None
 
+    def instance_ahead_limit(self) -> int:
+        """The highest instance a peer's request may name (see `INSTANCE_AHEAD_MAX`)."""
+        return max(self._max, self._min, self._floor) + _limits.INSTANCE_AHEAD_MAX
+
     def proposing(self, seq: int) -> bool:
         return seq in self._proposals
 
@@ -356,10 +360,19 @@ class PaxosCore:
                         )
 
     def on_request(self, msg: Request, now: float) -> Ready:
-        """A request from a peer (or this peer's own proposer). The reply is in `Ready.reply`."""
+        """A request from a peer (or this peer's own proposer). The reply is in `Ready.reply`.
+
+        Raises:
+            PaxosProtocolError: unknown sender, or an instance beyond `instance_ahead_limit()`;
+                nothing was changed or journalled.
+        """
         self._begin()
         if not 0 <= msg.src < self.peer_count:
             raise PaxosProtocolError(f"unknown peer {msg.src}")
+        seq = getattr(msg, "seq", None)
+        limit = self.instance_ahead_limit()
+        if seq is not None and seq > limit:
+            raise PaxosProtocolError(f"instance {seq} is beyond {limit}, too far ahead of this peer")
         self._note_done(msg.src, msg.done)
         if isinstance(msg, Prepare):
             self._ready.reply = self._on_prepare(msg)

@@ -36,7 +36,23 @@ done_notice_retry_max_s = 1.0
 # Deadline of one Paxos RPC. Longer than a journal sync plus a round trip by far.
 rpc_deadline_s = 1.0
 
+# How far above what it knows (max(max(), min(), floor)) an instance named in a peer's
+# prepare, accept or decide may lie; a request beyond it is refused (paxos.bad_request) and
+# changes nothing, not even max(). New ops go above max() and a replica fills the holes
+# below it a few at a time, so one message naming instance 10**15 would otherwise stall the
+# group for good. The bound is relative to the *receiver's* knowledge, and a receiver that
+# is legitimately further behind (back after a long downtime, or recovering from disk loss)
+# loses nothing by refusing: its decisions are learned again from the answers to its own
+# proposals (AlreadyDecided, which is not bounded: it answers an instance the receiver
+# chose), the replica's progress probe proposes a no-op at the peers' applied instance (a
+# local start, which raises max() at once), and the fence's floor and a state transfer
+# raise it after a disk loss; from then on the peers' requests are within the bound again.
+# A million instances is far more than any proposer has in flight, and small enough that
+# the worst a buggy peer can cause is a bounded catch-up instead of an endless one.
+INSTANCE_AHEAD_MAX = 1_000_000
+
 assert backoff_base_s < backoff_max_s
 assert fence_retry_min_s < fence_retry_max_s < fence_timeout_s
 assert fence_resend_s < fence_timeout_s
 assert done_notice_delay_s < done_notice_retry_max_s
+assert INSTANCE_AHEAD_MAX > 0

@@ -16,9 +16,11 @@ import cbor2
 import trio
 
 from diskv_trio.net import (
+    PEERS,
     Faults,
     HandshakeError,
     Identity,
+    Role,
     RpcPool,
     RpcRemoteError,
     RpcServer,
@@ -32,7 +34,7 @@ from ._errors import PaxosUnreachable
 from ._peer import PaxosPeer
 
 CLUSTER_DEFAULT = "paxos"
-ROLE = "paxos"
+ROLE = Role.PEER
 
 # How often the node checks whether its journal wants a snapshot (a local check only).
 compaction_check_interval_s = 0.25
@@ -151,7 +153,7 @@ async def open_paxos_node(
                 restored=restored,
                 recovering=recovering,
             )
-            server = RpcServer(peers[me], identity, peer.handlers(), faults=faults)
+            server = RpcServer(peers[me], identity, peer.handlers(), roles=PEERS, faults=faults)
             node = PaxosNode(peer, storage, server, faults)
             async with trio.open_nursery() as nursery:
                 await nursery.start(peer.run)

@@ -46,6 +46,7 @@ from ._messages import (
     from_wire,
     method_for,
 )
+from ._sender import SenderCheck
 
 logger = logging.getLogger("diskv.paxos")
 
@@ -134,6 +135,7 @@ class PaxosPeer:
         restored: PaxosRestoredState | None = None,
         recovering: bool = False,
         rng: random.Random | None = None,
+        peer_ids: tuple[str, ...] | None = None,
     ) -> None:
         """Create a peer.
 
@@ -145,9 +147,15 @@ class PaxosPeer:
             restored: `PaxosPeer.restore(...)` of this peer's journal; None when empty.
             recovering: the peer lost its disk: it votes only after the fence (`voting`).
             rng: randomness for back-off (tests may seed it).
+            peer_ids: the authenticated node id of each peer, by index. When given, a request
+                is served only from a connection authenticated as role ``peer`` with one of
+                these ids, and only if the message's `src` is that id's index: a sender is
+                who the connection proved to be, never what the message says. None (the
+                in-process simulation and tests) trusts `src`.
 
         Must be called from Trio (it reads the clock).
         """
+        self._senders = SenderCheck(peer_ids, peer_count)
         self._core = PaxosCore(
             peer_count=peer_count,
             me=me,
@@ -408,7 +416,12 @@ class PaxosPeer:
             raise PaxosStorageError(f"journal sync failed: {exc!r}") from exc
 
     async def _handle(self, args: dict[str, Any], context: Any) -> dict[str, Any]:
-        """One "paxos.*" request from a peer: reply only once its records are durable."""
+        """One "paxos.*" request from a peer: reply only once its records are durable.
+
+        A request that does not parse, comes from anyone but the peer it names, or names an
+        instance too far ahead is refused with ``paxos.bad_request`` before it changes or
+        journals anything.
+        """
         try:
             msg = from_wire(args, expect=REQUEST_TYPES)
         except PaxosProtocolError as exc:
@@ -421,6 +434,12 @@ class PaxosPeer:
             from diskv_trio.net import ApplicationError
 
             raise ApplicationError("paxos.bad_request", f"{request.KIND} sent as {method}")
+        try:
+            self._senders.check(request, context)
+        except PaxosProtocolError as exc:
+            from diskv_trio.net import ApplicationError
+
+            raise ApplicationError("paxos.bad_request", str(exc)) from exc
         try:
             ready = self._core.on_request(request, trio.current_time())
         except PaxosProtocolError as exc:

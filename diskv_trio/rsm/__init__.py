@@ -1,13 +1,17 @@
 """The replicated-state-machine server shell shared by the shardmaster and shardkv servers."""
 
+from ._alarm import ALARM_NOSPACE, NOSPACE_RETRY_S
 from ._identity import IDENTITY_FILE_NAME, IdentityMismatchError, ServerIdentity
-from ._node import NodeSettings, NotServingError, ReplicaNode, open_directory
+from ._node import NodeSettings, NoSpaceError, NotServingError, ReplicaNode, open_directory
 from ._rsm import ReplicatedStateMachine, ServerBusyError, StateMachine
 from ._storage import ServerStorage, StorageFormatError
 
 __all__ = [
+    "ALARM_NOSPACE",
+    "NOSPACE_RETRY_S",
     "IDENTITY_FILE_NAME",
     "IdentityMismatchError",
+    "NoSpaceError",
     "NodeSettings",
     "NotServingError",
     "ReplicaNode",

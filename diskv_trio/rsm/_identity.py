@@ -6,7 +6,8 @@ Rules kept here:
 - A directory without `IDENTITY` whose server was not told it is brand new has lost its disk.
 - An identity that names another role, group or replica index is an operator error: the
   server refuses to start rather than serve somebody else's data.
-- The file is replaced atomically (temp file, fsync, rename, fsync of the directory).
+- The file is replaced atomically (temp file, fsync, rename, fsync of the directory), and
+  is private to its user (0o600), as is everything a server writes.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def fsync_directory(directory: Path) -> None:
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so a crash leaves either the old or the new file."""
     temp = path.with_name(path.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
+        os.fchmod(fd, 0o600)  # a leftover temp file keeps its old mode through O_CREAT
         view = memoryview(data)
         while view:
             written = os.write(fd, view)

@@ -17,31 +17,40 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import trio
 
 import journal as journal_pkg
+from diskv_trio._dirlock import LOCK_FILE_NAME, lock_directory
+from diskv_trio._private_files import make_private_directory, tighten_tree
+from diskv_trio._ratelog import describe
 from diskv_trio.net import (
+    PEERS,
+    PEERS_AND_OPERATORS,
     ApplicationError,
     CallContext,
+    Credentials,
     Faults,
     Handler,
     Identity,
+    Role,
     RpcPool,
     RpcRemoteError,
     RpcServer,
     RpcUnavailable,
     open_rpc_pool,
 )
-from diskv_trio.paxos import PaxosPeer, PaxosUnreachable
+from diskv_trio.paxos import INSTANCE_AHEAD_MAX, PaxosPeer, PaxosUnreachable
 
+from ._alarm import NOSPACE_RETRY_S
 from ._identity import (
     ServerIdentity,
     check_identity,
     read_identity,
+    write_atomically,
     write_identity,
 )
 from ._rsm import NOOP, ReplicatedStateMachine, StateMachine
@@ -70,6 +79,25 @@ class NotServingError(ApplicationError):
         super().__init__("ErrNotReady", "replica is recovering and does not serve yet")
 
 
+class NoSpaceError(ApplicationError):
+    """Raised to writers while the NOSPACE alarm is raised (the replica's disk is full)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "ErrNoSpace", "this replica's disk is full: ops are refused until space returns"
+        )
+
+
+async def _compact_until_written(rsm: ReplicatedStateMachine) -> None:
+    """Snapshot now, waiting out a full disk: what follows relies on the snapshot."""
+    while True:
+        try:
+            await rsm.compact()
+            return
+        except journal_pkg.JournalNoSpaceError:
+            await trio.sleep(NOSPACE_RETRY_S)
+
+
 @dataclass(frozen=True)
 class NodeSettings:
     """What a replica node needs to know to start."""
@@ -82,7 +110,7 @@ class NodeSettings:
     directory: Path
     bootstrap: bool = False
     unreliable: bool = False
-    token: str | None = None
+    credentials: Credentials | None = None
 
     @property
     def node_id(self) -> str:
@@ -112,14 +140,14 @@ class _PoolTransport:
 def _move_aside(directory: Path, reason: str) -> Path | None:
     """Move every file of `directory` into a new `lost-*` folder; return it (None if empty)."""
     entries = [p for p in directory.iterdir() if not p.name.startswith("lost-")]
-    entries = [p for p in entries if not p.is_socket()]
+    entries = [p for p in entries if not p.is_socket() and p.name != LOCK_FILE_NAME]
     if not entries:
         return None
     target = directory / f"lost-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    target.mkdir()
+    target.mkdir(mode=0o700)
     for entry in entries:
         shutil.move(str(entry), target / entry.name)
-    (target / "REASON").write_text(reason + "\n")
+    write_atomically(target / "REASON", (reason + "\n").encode())
     log.warning("moved the previous contents of %s to %s: %s", directory, target, reason)
     return target
 
@@ -132,7 +160,8 @@ def open_directory(settings: NodeSettings) -> tuple[journal_pkg.Journal, bool]:
         OSError: the directory cannot be created or read.
     """
     directory = settings.directory
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_directory(directory)
+    tighten_tree(directory)
     found = read_identity(directory)
     if found is not None:
         check_identity(found, settings.identity, directory)
@@ -153,7 +182,8 @@ def open_directory(settings: NodeSettings) -> tuple[journal_pkg.Journal, bool]:
 
 
 MachineFactory = Callable[[dict[str, Any] | None], StateMachine]
-HandlerFactory = Callable[["ReplicaNode"], Mapping[str, Handler]]
+HandlerFactory = Callable[["ReplicaNode"], Mapping[str, tuple[Handler, frozenset[Role]]]]
+"""The application's methods, each with the roles it is served to."""
 
 
 class ReplicaNode:
@@ -189,7 +219,32 @@ class ReplicaNode:
             raise NotServingError()
         return self.rsm
 
+    def require_writable(self) -> ReplicatedStateMachine:
+        """Like `require_serving`, for ops placed in the log: refused while the NOSPACE
+        alarm is raised.
+
+        This replica's Paxos messages wait behind records it cannot sync, so any op through
+        the log (a get included) would only hang here; the client asks another replica.
+        Reads from the applied state (status, state transfer, shard pulls) go on.
+        """
+        rsm = self.require_serving()
+        if self.storage is not None and self.storage.alarm.active:
+            raise NoSpaceError()
+        return rsm
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Lock the directory, open the journal, serve until cancelled.
+
+        Raises:
+            DirectoryInUseError: another live process serves this directory.
+            IdentityMismatchError, OSError: as `open_directory`.
+        """
+        settings = self.settings
+        lock = await trio.to_thread.run_sync(lock_directory, settings.directory, settings.node_id)
+        with lock:
+            await self._run_locked(task_status)
+
+    async def _run_locked(self, task_status: trio.TaskStatus[None]) -> None:
         settings = self.settings
         opened, disk_lost = await trio.to_thread.run_sync(open_directory, settings)
         self.recovering = disk_lost
@@ -200,8 +255,10 @@ class ReplicaNode:
             restored = PaxosPeer.restore(state.get("paxos"), storage.paxos_records())
             machine = self._machine_factory(state.get("machine"))
             applied = int(state.get("applied", -1))
-            identity = Identity(settings.cluster, settings.role, settings.node_id)
-            async with open_rpc_pool(identity, token=settings.token, faults=self.faults) as pool:
+            identity = Identity(settings.cluster, Role.PEER, settings.node_id)
+            async with open_rpc_pool(
+                identity, credentials=settings.credentials, faults=self.faults
+            ) as pool:
                 self.pool = pool
                 peer = PaxosPeer(
                     peer_count=len(settings.peers),
@@ -210,23 +267,27 @@ class ReplicaNode:
                     transport=_PoolTransport(pool, settings.peers),
                     restored=restored,
                     recovering=disk_lost,
+                    peer_ids=tuple(
+                        replace(settings, me=i).node_id
+                        for i in range(len(settings.peers))
+                    ),
                 )
                 rsm = ReplicatedStateMachine(
                     peer=peer, machine=machine, applied=applied, storage=storage
                 )
                 self.rsm = rsm
-                handlers: dict[str, Handler] = dict(peer.handlers())
-                handlers["rsm.fetch_state"] = self._handle_fetch_state
-                handlers["rsm.status"] = self._handle_status
-                if self._handler_factory is not None:
-                    handlers.update(self._handler_factory(self))
                 server = RpcServer(
                     settings.peers[settings.me],
                     identity,
-                    handlers,
-                    token=settings.token,
+                    {**peer.handlers(), "rsm.fetch_state": self._handle_fetch_state},
+                    roles=PEERS,
+                    credentials=settings.credentials,
                     faults=self.faults,
                 )
+                server.add_handlers({"rsm.status": self._handle_status}, roles=PEERS_AND_OPERATORS)
+                if self._handler_factory is not None:
+                    for method, (handler, roles) in self._handler_factory(self).items():
+                        server.add_handlers({method: handler}, roles=roles)
                 async with trio.open_nursery() as nursery:
                     await nursery.start(server.serve)
                     await nursery.start(peer.run)
@@ -246,13 +307,10 @@ class ReplicaNode:
         """Fence (in Paxos), fetch the applied state, install it, then claim the directory."""
         log.info("%s: recovering from disk loss", self.settings.node_id)
         await rsm.peer.wait_voting()
-        fetched = await self._fetch_best_state()
-        machine = self._machine_factory(fetched["machine"])
-        rsm.install(machine, int(fetched["applied"]))
-        await rsm.compact()
-        log.info(
-            "%s: installed a peer's state at instance %d", self.settings.node_id, fetched["applied"]
-        )
+        applied, machine = await self._fetch_best_state()
+        rsm.install(machine, applied)
+        await _compact_until_written(rsm)
+        log.info("%s: installed a peer's state at instance %d", self.settings.node_id, applied)
 
     async def _finish_recovery(self, rsm: ReplicatedStateMachine) -> None:
         """Claim the directory once the applied state reaches the fence's floor.
@@ -265,7 +323,15 @@ class ReplicaNode:
         floor = int(rsm.peer.statistics()["floor"])
         await rsm.wait_applied(floor)
         directory = self.settings.directory
-        await trio.to_thread.run_sync(write_identity, directory, self.settings.identity)
+        while True:
+            try:
+                await trio.to_thread.run_sync(write_identity, directory, self.settings.identity)
+                break
+            except OSError as exc:
+                if not journal_pkg.is_no_space(exc):
+                    raise
+                log.warning("%s: cannot write the identity yet: %s", self.settings.node_id, exc)
+                await trio.sleep(NOSPACE_RETRY_S)
         await trio.to_thread.run_sync(journal_pkg.clear_force_repaired, directory)
         self.recovering = False
         log.info("%s: recovered through instance %d", self.settings.node_id, rsm.applied)
@@ -286,8 +352,9 @@ class ReplicaNode:
 
     async def _peers_applied(self, *, deadline_s: float) -> dict[str, int]:
         """How far each serving peer has applied, asked of all at once; silent ones left out."""
-        assert self.pool is not None
+        assert self.pool is not None and self.rsm is not None
         pool = self.pool
+        rsm_max = self.rsm.peer.max
         applied: dict[str, int] = {}
 
         async def ask(address: str) -> None:
@@ -295,8 +362,11 @@ class ReplicaNode:
                 reply = await pool.call(address, "rsm.status", {}, deadline_s=deadline_s)
             except (RpcUnavailable, RpcRemoteError):
                 return
-            if reply.get("serving") and isinstance(reply.get("applied"), int):
-                applied[address] = reply["applied"]
+            value = reply.get("applied")
+            # A peer's figure is believed only within the bound Paxos itself accepts.
+            limit = max(rsm_max(), 0) + INSTANCE_AHEAD_MAX
+            if reply.get("serving") and type(value) is int and -1 <= value <= limit:
+                applied[address] = value
 
         async with trio.open_nursery() as nursery:
             for i, address in enumerate(self.settings.peers):
@@ -308,18 +378,21 @@ class ReplicaNode:
         """Install a peer's applied state whenever the log we need was forgotten by all."""
         while True:
             await rsm.behind.wait()
-            fetched = await self._fetch_best_state(at_least=rsm.applied + 1)
+            applied, machine = await self._fetch_best_state(at_least=rsm.applied + 1)
             log.warning(
                 "%s: instance %d was forgotten everywhere; installing a peer's state at %d",
                 self.settings.node_id,
                 rsm.applied + 1,
-                fetched["applied"],
+                applied,
             )
-            rsm.install(self._machine_factory(fetched["machine"]), int(fetched["applied"]))
-            await rsm.compact()
+            rsm.install(machine, applied)
+            await _compact_until_written(rsm)
 
-    async def _fetch_best_state(self, at_least: int = -1) -> dict[str, Any]:
-        """Fetch the applied state of the most advanced serving peer.
+    async def _fetch_best_state(self, at_least: int = -1) -> tuple[int, StateMachine]:
+        """Fetch the applied state of the most advanced serving peer, as (applied, machine).
+
+        A state that does not restore into a machine is refused like a failed transfer,
+        and the next peer is tried: one bad peer cannot stop a recovering replica.
 
         Asks every other replica how far it has applied (a cheap status call), then fetches
         the state, in chunks, from the most advanced one; retries with a growing pause
@@ -341,8 +414,12 @@ class ReplicaNode:
                 except (RpcUnavailable, RpcRemoteError, StateTransferError) as exc:
                     log.warning("state transfer from %s failed: %s", address, exc)
                     continue
-                if state["applied"] >= at_least and "machine" in state:
-                    return state
+                if state["applied"] < at_least or "machine" not in state:
+                    continue
+                try:
+                    return int(state["applied"]), self._machine_factory(state["machine"])
+                except (ValueError, TypeError, KeyError) as exc:
+                    log.warning("state from %s does not restore: %s", address, describe(exc))
             await trio.sleep(pause)
             pause = min(pause * 2, STATE_FETCH_RETRY_MAX_S)
 
@@ -372,4 +449,5 @@ class ReplicaNode:
                 stats["machine"] = describe()
         if self.storage is not None:
             stats["journal_bytes"] = self.storage.bytes_on_disk()
+            stats["alarm"] = self.storage.alarm.describe()
         return stats

@@ -10,6 +10,10 @@ Rules kept here:
 - `done()` is called for an instance only after it is applied; the instance's decided
   record is in the journal, so a restart re-applies it from there.
 - A snapshot captures the Paxos state and the applied state at the same moment.
+- Nothing decided can stop the apply loop: a value that is not a log entry applies as a
+  no-op, a malformed op gets an error reply, and an exception raised by the machine's
+  `apply` for one op becomes that op's error reply. Each is logged (rate-limited); every
+  replica, and every replay after a restart, treats the same value the same way.
 """
 
 from __future__ import annotations
@@ -25,14 +29,25 @@ from typing import Any, Protocol
 import cbor2
 import trio
 
+from diskv_trio._ratelog import RateLimitedLog, describe
 from diskv_trio.paxos import Fate, PaxosForgotten, PaxosPeer
+from journal import JournalNoSpaceError
 
+from ._alarm import NOSPACE_RETRY_S
+from ._entry import (
+    BATCH_OPS_MAX,
+    EMPTY_ENTRY,
+    NOOP,
+    BadEntryError,
+    LogEntry,
+    bad_op_reply,
+    parse_entry,
+)
 from ._storage import ServerStorage
 
 log = logging.getLogger("diskv.rsm")
 
-BATCH_OPS_MAX = 512
-"""Ops in one log entry: bounds the size of one agreement and of one apply step."""
+__all__ = ["BATCH_OPS_MAX", "NOOP", "ReplicatedStateMachine", "ServerBusyError", "StateMachine"]
 
 BATCH_BYTES_MAX = 8 * 1024 * 1024
 """Approximate bytes in one log entry: one entry travels in one frame (64 MiB cap) several
@@ -52,8 +67,6 @@ COMPACTION_CHECK_S = 0.25
 
 IDLE_AFTER_S = 0.5
 """No op applied for this long counts as idle: compaction then removes all garbage."""
-
-NOOP: dict[str, Any] = {"noop": True}
 
 
 def _op_bytes(op: dict[str, Any]) -> int:
@@ -122,6 +135,9 @@ class ReplicatedStateMachine:
         self._last_apply_time = -math.inf
         self._min_at_last_snapshot = peer.min()
         self.ops_applied = 0
+        self.bad_values_applied = 0
+        """Decided values applied as no-ops, malformed ops and failed applies (not in snapshots)."""
+        self._errors = RateLimitedLog(log)
         self.behind = trio.Event()
         """Set when the next instance to apply was forgotten by everyone: state transfer needed."""
 
@@ -208,7 +224,7 @@ class ReplicatedStateMachine:
             await self._propose_until_decided(batch)
 
     async def _propose_until_decided(self, batch: _Batch) -> None:
-        entry = {"proposer": self._proposer_id, "batch": batch.number, "ops": batch.ops}
+        entry = LogEntry(self._proposer_id, batch.number, tuple(batch.ops)).to_value()
         seq = self.applied + 1
         while True:
             seq = max(seq, self.applied + 1, self.peer.max() + 1)
@@ -267,15 +283,18 @@ class ReplicatedStateMachine:
 
     def _apply(self, seq: int, value: Any) -> None:
         assert seq == self.applied + 1
-        mine = (
-            isinstance(value, dict)
-            and value.get("proposer") == self._proposer_id
-            and value.get("batch") in self._batches
-        )
-        batch = self._batches.pop(value["batch"]) if mine else None
-        ops = value.get("ops", []) if isinstance(value, dict) else []
-        for index, op in enumerate(ops):
-            reply = self.machine.apply(op) if isinstance(op, dict) else {"err": "ErrBadOp"}
+        try:
+            entry = parse_entry(value)
+        except BadEntryError as exc:
+            self.bad_values_applied += 1
+            self._errors.error(
+                "instance %d: decided value applied as a no-op (%s): %s", seq, exc, describe(value)
+            )
+            entry = EMPTY_ENTRY
+        mine = entry.proposer == self._proposer_id and entry.batch in self._batches
+        batch = self._batches.pop(entry.batch) if mine else None
+        for index, op in enumerate(entry.ops):
+            reply = self._apply_op(seq, index, op)
             self.ops_applied += 1
             if batch is not None and index < len(batch.slots):
                 slot = batch.slots[index]
@@ -288,6 +307,33 @@ class ReplicatedStateMachine:
             self._on_applied(seq)
         self._signal_applied()
 
+    def _apply_op(self, seq: int, index: int, op: object) -> dict[str, Any]:
+        """Apply one decided op; a malformed op or a failing apply gets an error reply.
+
+        A machine is deterministic, so an exception here is raised for the same op on every
+        replica; the op's effects before it are the same everywhere too.
+        """
+        if not isinstance(op, dict):
+            self.bad_values_applied += 1
+            self._errors.error("instance %d op %d is not a map: %s", seq, index, describe(op))
+            return bad_op_reply(f"op must be a map, got {type(op).__name__}")
+        try:
+            reply = self.machine.apply(op)
+        except Exception as exc:
+            self.bad_values_applied += 1
+            self._errors.error(
+                "instance %d op %d: apply raised %s: %s",
+                seq,
+                index,
+                type(exc).__name__,
+                describe(op),
+            )
+            return bad_op_reply(f"op could not be applied: {type(exc).__name__}")
+        if not isinstance(reply, dict):
+            self.bad_values_applied += 1
+            return bad_op_reply(f"apply returned {type(reply).__name__}")
+        return reply
+
     def _signal_applied(self) -> None:
         self._applied_changed.set()
         self._applied_changed = trio.Event()
@@ -299,5 +345,9 @@ class ReplicatedStateMachine:
             await trio.sleep(COMPACTION_CHECK_S)
             idle = trio.current_time() - self._last_apply_time >= IDLE_AFTER_S
             forgot = self.peer.min() != self._min_at_last_snapshot
-            if self._storage.should_compact(idle=idle) or (idle and forgot):
-                await self.compact()
+            retry = self._storage.snapshot_failed  # only a snapshot clears its alarm
+            if self._storage.should_compact(idle=idle) or (idle and forgot) or retry:
+                try:
+                    await self.compact()
+                except JournalNoSpaceError:
+                    await trio.sleep(NOSPACE_RETRY_S)  # the alarm is raised; try again later

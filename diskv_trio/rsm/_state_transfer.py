@@ -22,6 +22,8 @@ import trio
 
 from diskv_trio.net import ApplicationError, RpcPool
 
+from ._storage import decode_stored
+
 CHUNK_BYTES_MAX = 8 * 1024 * 1024
 """One chunk per frame: well below the 64 MiB frame cap, and small enough to retry cheaply."""
 
@@ -120,7 +122,7 @@ async def fetch_state(pool: RpcPool, address: str) -> dict[str, Any]:
     if len(data) != total or crc32c.crc32c(data) != crc:
         raise StateTransferError(f"state from {address} failed its length or checksum check")
     try:
-        state = cbor2.loads(data)
+        state = decode_stored(data)
     except Exception as exc:  # a checksummed but undecodable state: a peer's bug
         raise StateTransferError(f"state from {address} does not decode: {exc}") from exc
     if not isinstance(state, dict) or not isinstance(state.get("applied"), int):

@@ -4,6 +4,15 @@ Every record is a CBOR map tagged by its owner (`{"px": ...}` for Paxos); a snap
 both layers at one LSN, so they can never disagree after a restart. Appends happen on the
 Trio thread; syncs and snapshot writes run in a worker thread through group commit, so many
 concurrent callers share one fdatasync.
+
+Records and snapshots are decoded with an explicit nesting bound, `STORAGE_DEPTH_MAX`, far
+above the wire's (`net` refuses frames nested deeper than 32 levels): anything a peer or a
+client could send, once wrapped in an Accept record or a snapshot, still reads back, so a
+value accepted once can never make the journal unreadable.
+
+A full disk raises the NOSPACE alarm (see `_alarm.py`): `sync()` then waits, retrying, until
+its records are durable, so Paxos simply does not answer meanwhile; `snapshot()` raises
+`JournalNoSpaceError` and its caller tries again later.
 """
 
 from __future__ import annotations
@@ -13,13 +22,40 @@ from typing import Any
 
 import cbor2
 
-from journal import GroupCommit, Journal
+from diskv_trio.net import WIRE_DEPTH_MAX
+from journal import GroupCommit, Journal, JournalNoSpaceError
+
+from ._alarm import NoSpaceAlarm
 
 SNAPSHOT_FORMAT_VERSION = 1
+
+STORAGE_DEPTH_MAX = 128
+"""Deepest nesting decoded from a journal record or snapshot.
+
+Measured (tests/rsm/test_rsm_hostile_values.py): a Paxos value nested `d` levels sits at
+depth d + 2 in its journal record (``{"px": {..., "v": value}}``) and d + 4 in a snapshot
+(``{"paxos": {"instances": [[..., value, ...]]}}``); a log entry adds 3 more around an op's
+field (``{"ops": [{field: value}]}``). A whole frame of 32 levels therefore needs at most 39;
+128 leaves a margin of 89 levels for future wrapping, and is far below Python's recursion
+limit."""
+
+STORAGE_WRAP_DEPTH_MAX = 7
+"""Levels that a snapshot (4) and a log entry (3) add around a value that came off the wire."""
+
+assert STORAGE_WRAP_DEPTH_MAX + WIRE_DEPTH_MAX < STORAGE_DEPTH_MAX
 
 
 class StorageFormatError(Exception):
     """Raised when a journal holds records this version cannot read (not ours, or newer)."""
+
+
+def decode_stored(data: bytes) -> Any:
+    """Decode one journal record or snapshot, nested at most `STORAGE_DEPTH_MAX` levels.
+
+    Raises:
+        cbor2.CBORDecodeError: the bytes are not CBOR or are nested deeper.
+    """
+    return cbor2.loads(data, max_depth=STORAGE_DEPTH_MAX)
 
 
 class ServerStorage:
@@ -32,6 +68,7 @@ class ServerStorage:
         self._journal = journal
         self._group_commit = GroupCommit(journal)
         self.snapshots_written = 0
+        self.alarm = NoSpaceAlarm()
 
     @property
     def journal(self) -> Journal:
@@ -44,7 +81,7 @@ class ServerStorage:
             return None
         _lsn, raw = loaded
         try:
-            state = cbor2.loads(raw)
+            state = decode_stored(raw)
         except Exception as exc:
             raise StorageFormatError(f"snapshot is not CBOR: {exc}") from exc
         if not isinstance(state, dict) or state.get("v") != SNAPSHOT_FORMAT_VERSION:
@@ -55,7 +92,7 @@ class ServerStorage:
         """Paxos records after the snapshot, in journal order (valid right after open)."""
         for lsn, payload in self._journal:
             try:
-                record = cbor2.loads(payload)
+                record = decode_stored(payload)
             except Exception as exc:
                 raise StorageFormatError(f"record {lsn} is not CBOR: {exc}") from exc
             if not isinstance(record, dict):
@@ -68,18 +105,44 @@ class ServerStorage:
         self._journal.append(cbor2.dumps({"px": record}))
 
     async def sync(self) -> None:
-        """Return once everything appended so far is durable (shared fdatasync)."""
-        await self._group_commit.sync()
+        """Return once everything appended so far is durable (shared fdatasync).
+
+        On a full disk this waits (the alarm raised) until a retry succeeds: never raises
+        for lack of space, and never returns before the records are durable.
+        """
+        while True:
+            try:
+                await self._group_commit.sync()
+            except JournalNoSpaceError as exc:
+                self.alarm.raise_alarm("journal", exc)
+                await self.alarm.wait_retry_turn()
+                continue
+            self.alarm.clear("journal")
+            return
 
     def should_compact(self, *, idle: bool) -> bool:
         return self._journal.should_compact(idle=idle)
 
     async def snapshot(self, state: dict[str, Any]) -> None:
-        """Write `state` (both layers, captured now) as the snapshot covering every record so far."""
+        """Write `state` (both layers, captured now) as the snapshot covering every record so far.
+
+        Raises:
+            JournalNoSpaceError: the disk is full (the alarm is raised; nothing changed).
+        """
         upto_lsn = self._journal.last_lsn
         data = cbor2.dumps({"v": SNAPSHOT_FORMAT_VERSION} | state)
-        await self._group_commit.snapshot(data, upto_lsn)
+        try:
+            await self._group_commit.snapshot(data, upto_lsn)
+        except JournalNoSpaceError as exc:
+            self.alarm.raise_alarm("snapshot", exc)
+            raise
+        self.alarm.clear("snapshot")
         self.snapshots_written += 1
+
+    @property
+    def snapshot_failed(self) -> bool:
+        """The last snapshot failed for lack of space (the compaction loop retries it)."""
+        return self.alarm.has_cause("snapshot")
 
     def bytes_on_disk(self) -> int:
         return self._journal.bytes_since_snapshot + self._journal.snapshot_bytes

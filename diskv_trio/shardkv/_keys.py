@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..shardmaster._config import SHARD_COUNT
+from ..shardmaster import SHARD_COUNT
 
 
 def key_to_shard(key: str) -> int:

@@ -21,9 +21,12 @@ from typing import Any
 import trio
 
 from diskv_trio.net import (
+    CLIENTS,
+    PEERS,
     ApplicationError,
     CallContext,
     Handler,
+    Role,
     RpcPool,
     RpcRemoteError,
     RpcUnavailable,
@@ -31,6 +34,12 @@ from diskv_trio.net import (
 from diskv_trio.rsm import NodeSettings, ReplicaNode, ServerBusyError
 from diskv_trio.shardmaster import ShardmasterClerk
 
+from ._ops import (
+    ReconfigOp,
+    client_op,
+    install_op,
+    shard_ref_op,
+)
 from ._state import ShardKVState
 
 log = logging.getLogger("diskv.shardkv")
@@ -44,44 +53,16 @@ CONFIG_QUERY_DEADLINE_S = 1.0
 TRANSFER_CALL_DEADLINE_S = 5.0
 """One attempt to pull a shard from one replica of its previous owner."""
 
-KEY_BYTES_MAX = 4096
-"""Longest key accepted: keys live in memory and in every snapshot."""
-
-VALUE_BYTES_MAX = 16 * 1024 * 1024
-"""Largest value accepted: it travels in one frame and one log entry."""
-
-CLIENT_OPS = ("get", "put", "append")
-
-
 def _bad_request(message: str) -> ApplicationError:
     return ApplicationError("ErrBadRequest", message)
 
 
 def validate_client_op(args: Mapping[str, Any]) -> dict[str, Any]:
-    """The op to propose for a client request, or ErrBadRequest naming what is wrong."""
-    name = args.get("op")
-    if name not in CLIENT_OPS:
-        raise _bad_request(f"op must be one of {', '.join(CLIENT_OPS)}, got {name!r}")
-    key = args.get("key")
-    if not isinstance(key, str):
-        raise _bad_request("key must be a string")
-    if len(key.encode("utf-8", "surrogatepass")) > KEY_BYTES_MAX:
-        raise _bad_request(f"key longer than {KEY_BYTES_MAX} bytes")
-    op: dict[str, Any] = {"op": name, "key": key}
-    if name != "get":
-        value = args.get("value")
-        client = args.get("client")
-        seq = args.get("seq")
-        if not isinstance(value, str):
-            raise _bad_request("value must be a string")
-        if len(value.encode("utf-8", "surrogatepass")) > VALUE_BYTES_MAX:
-            raise _bad_request(f"value larger than {VALUE_BYTES_MAX} bytes")
-        if not isinstance(client, str) or not client or len(client) > 64:
-            raise _bad_request("client must be a non-empty string of at most 64 characters")
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise _bad_request("seq must be a non-negative integer")
-        op |= {"value": value, "client": client, "seq": seq}
-    return op
+    """The log form of a client request's op, or ErrBadRequest naming what is wrong."""
+    try:
+        return client_op(args).to_log()
+    except ValueError as exc:
+        raise _bad_request(str(exc)) from None
 
 
 class ShardKVServer:
@@ -96,16 +77,19 @@ class ShardKVServer:
         assert isinstance(machine, ShardKVState)
         return machine
 
-    def handlers(self) -> Mapping[str, Handler]:
+    def handlers(self) -> Mapping[str, tuple[Handler, frozenset[Role]]]:
+        """Client ops for clients; shard hand-off only between servers of the cluster."""
         return {
-            "kv.op": self._handle_op,
-            "kv.pull_shard": self._handle_pull,
-            "kv.drop_shard": self._handle_drop,
+            "kv.op": (self._handle_op, CLIENTS),
+            "kv.pull_shard": (self._handle_pull, PEERS),
+            "kv.drop_shard": (self._handle_drop, PEERS),
         }
 
     async def _handle_op(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         op = validate_client_op(args)
-        rsm = self._node.require_serving()
+        # Refused while this replica's disk is full (ErrNoSpace): its Paxos messages wait
+        # behind records it cannot sync, so even a get would hang; the client asks another.
+        rsm = self._node.require_writable()
         try:
             reply = await rsm.submit(op)
         except ServerBusyError as exc:
@@ -115,9 +99,11 @@ class ShardKVServer:
         return reply
 
     async def _handle_pull(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        config_num, shard = args.get("config_num"), args.get("shard")
-        if not isinstance(config_num, int) or not isinstance(shard, int):
-            raise _bad_request("config_num and shard must be integers")
+        try:
+            ref = shard_ref_op("drop", args)  # the same two numbers; nothing is proposed
+        except ValueError as exc:
+            raise _bad_request(str(exc)) from None
+        config_num, shard = ref.config_num, ref.shard
         found = self._state().handoff(config_num, shard)
         if found is None:
             raise ApplicationError("ErrNotReady", f"no handoff of shard {shard} after config {config_num} here yet")
@@ -125,11 +111,12 @@ class ShardKVServer:
         return {"data": data, "dedup": dedup}
 
     async def _handle_drop(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-        config_num, shard = args.get("config_num"), args.get("shard")
-        if not isinstance(config_num, int) or not isinstance(shard, int):
-            raise _bad_request("config_num and shard must be integers")
+        try:
+            op = shard_ref_op("drop", args)
+        except ValueError as exc:
+            raise _bad_request(str(exc)) from None
         rsm = self._node.require_serving()
-        reply = await rsm.submit({"op": "drop", "config_num": config_num, "shard": shard})
+        reply = await rsm.submit(op.to_log())
         return {"err": reply.get("err")}
 
     # ---- background reconfiguration ------------------------------------------------
@@ -160,7 +147,7 @@ class ShardKVServer:
                 config = await clerk.query_applied_anywhere(state.config.num + 1)
             if config is None:
                 break
-            await rsm.submit({"op": "reconfig", "config": config.to_wire()})
+            await rsm.submit(ReconfigOp(config).to_log())
         await self._send_drops(pool)
 
     async def _pull_waiting(self, state: ShardKVState, pool: RpcPool) -> None:
@@ -179,15 +166,12 @@ class ShardKVServer:
                     )
                 except (RpcUnavailable, RpcRemoteError):
                     continue
-                await rsm.submit(
-                    {
-                        "op": "install",
-                        "config_num": config_num + 1,
-                        "shard": shard,
-                        "data": reply.get("data", {}),
-                        "dedup": reply.get("dedup", {}),
-                    }
-                )
+                try:
+                    op = install_op(config_num + 1, shard, reply)
+                except ValueError as exc:
+                    log.warning("shard %d from %r refused: %s", shard, address, exc)
+                    continue
+                await rsm.submit(op.to_log())
                 return
 
         async with trio.open_nursery() as nursery:
@@ -210,7 +194,8 @@ class ShardKVServer:
                 except (RpcUnavailable, RpcRemoteError):
                     continue
                 if reply.get("err") == "OK":
-                    await rsm.submit({"op": "dropped_ack", "config_num": config_num, "shard": shard})
+                    ack = shard_ref_op("dropped_ack", {"config_num": config_num, "shard": shard})
+                    await rsm.submit(ack.to_log())
                     return
 
         async with trio.open_nursery() as nursery:
@@ -232,7 +217,7 @@ class ShardKVNode(ReplicaNode):
         super().__init__(settings, _machine_factory(settings.group), self._shardkv_handlers)
         self.server = ShardKVServer(self, masters)
 
-    def _shardkv_handlers(self, node: ReplicaNode) -> Mapping[str, Handler]:
+    def _shardkv_handlers(self, node: ReplicaNode) -> Mapping[str, tuple[Handler, frozenset[Role]]]:
         return self.server.handlers()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ..shardmaster._config import SHARD_COUNT, Config, _check_gid, _check_servers, _is_int
+from ..shardmaster import SHARD_COUNT, Config, check_gid, check_servers, is_int
 from ._keys import key_to_shard
 
 OK = "OK"
@@ -102,7 +102,7 @@ def _str_field(op: Mapping[str, Any], name: str) -> str:
 
 def _int_field(op: Mapping[str, Any], name: str, low: int, high: int | None = None) -> int:
     value = op.get(name)
-    if not _is_int(value):
+    if not is_int(value):
         raise _BadOp(f"{op.get('op')} op: {name} must be an int, got {type(value).__name__}")
     assert isinstance(value, int)
     if value < low or (high is not None and value > high):
@@ -127,7 +127,7 @@ def _check_dedup(dedup: object, what: str) -> DedupTable:
     for client, seq in dedup.items():
         if not isinstance(client, str):
             raise ValueError(f"{what}: dedup client ids must be str")
-        if not _is_int(seq) or seq < 0:
+        if not is_int(seq) or seq < 0:
             raise ValueError(f"{what}: dedup seq must be an int >= 0, got {seq!r}")
     return dict(dedup)
 
@@ -165,7 +165,7 @@ class ShardKVState:
     )
 
     def __init__(self, gid: int) -> None:
-        _check_gid(gid, "ShardKVState")
+        check_gid(gid, "ShardKVState")
         self._gid = gid
         self._config = Config.initial()
         self._previous_config: Config | None = None
@@ -456,7 +456,7 @@ class ShardKVState:
             state._waiting.add(shard)
         for num, shard, data, dedup in snapshot["handoffs"]:
             _check_shard_number(shard)
-            if not _is_int(num) or not 0 <= num < state._config.num:
+            if not is_int(num) or not 0 <= num < state._config.num:
                 raise ValueError(f"shardkv snapshot: handoff config {num!r} out of range")
             state._handoffs[(num, shard)] = (
                 _check_data(data, shard, "snapshot handoff"),
@@ -464,13 +464,13 @@ class ShardKVState:
             )
         for shard, num, gid, servers in snapshot["drops"]:
             _check_shard_number(shard)
-            if not _is_int(num) or not 0 <= num < state._config.num:
+            if not is_int(num) or not 0 <= num < state._config.num:
                 raise ValueError(f"shardkv snapshot: drop config {num!r} out of range")
             state._drops[(num, shard)] = ShardDrop(
                 shard,
                 num,
-                _check_gid(gid, "snapshot drop"),
-                _check_servers(servers, "snapshot drop"),
+                check_gid(gid, "snapshot drop"),
+                check_servers(servers, "snapshot drop"),
             )
         state._live_bytes = state.recount_live_bytes()
         state._check_restored()
@@ -497,5 +497,5 @@ class ShardKVState:
 
 
 def _check_shard_number(shard: object) -> None:
-    if not (isinstance(shard, int) and _is_int(shard) and 0 <= shard < SHARD_COUNT):
+    if not (isinstance(shard, int) and is_int(shard) and 0 <= shard < SHARD_COUNT):
         raise ValueError(f"shardkv snapshot: shard {shard!r} out of range")

@@ -10,11 +10,23 @@ from typing import TYPE_CHECKING, Any
 from ._clerk import ShardmasterClerk, ShardmasterError
 from ._config import (
     ADDRESS_CHARS_MAX,
+    CONFIG_NUM_MAX,
     GID_MAX,
     GROUP_SERVERS_MAX,
     GROUPS_MAX,
     SHARD_COUNT,
     Config,
+    check_gid,
+    check_servers,
+    is_int,
+)
+from ._ops import (
+    JoinOp,
+    LeaveOp,
+    MoveOp,
+    QueryOp,
+    ShardmasterOp,
+    build_op,
 )
 from ._rebalance import moved_count, rebalance
 from ._state import ERROR_BAD_OP, ERROR_UNKNOWN_GROUP, ShardmasterState
@@ -24,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADDRESS_CHARS_MAX",
+    "CONFIG_NUM_MAX",
     "ERROR_BAD_OP",
     "ERROR_UNKNOWN_GROUP",
     "GID_MAX",
@@ -31,9 +44,18 @@ __all__ = [
     "GROUP_SERVERS_MAX",
     "SHARD_COUNT",
     "Config",
+    "JoinOp",
+    "LeaveOp",
+    "MoveOp",
+    "QueryOp",
     "ShardmasterClerk",
     "ShardmasterError",
+    "ShardmasterOp",
     "ShardmasterState",
+    "build_op",
+    "check_gid",
+    "check_servers",
+    "is_int",
     "moved_count",
     "rebalance",
     "shardmaster_node",

@@ -35,14 +35,23 @@ GROUP_SERVERS_MAX = 64
 ADDRESS_CHARS_MAX = 1024
 """Longest server address accepted (a Unix socket path or host:port)."""
 
+CONFIG_NUM_MAX = 2**63 - 1
+"""Largest config number: one CBOR uint, never a bignum, which the wire refuses (a log entry
+holding one would decode differently at the proposer and at its peers)."""
 
-def _is_int(value: object) -> bool:
+
+def is_int(value: object) -> bool:
     """True for a real int (bool is an int subclass but never a valid number here)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_gid(gid: object, what: str) -> int:
-    if not _is_int(gid):
+def check_gid(gid: object, what: str) -> int:
+    """`gid` as a group id (1..GID_MAX).
+
+    Raises:
+        ValueError: naming `what` and the problem.
+    """
+    if not is_int(gid):
         raise ValueError(f"{what}: gid must be an int, got {type(gid).__name__}")
     assert isinstance(gid, int)
     if not 0 < gid <= GID_MAX:
@@ -50,7 +59,12 @@ def _check_gid(gid: object, what: str) -> int:
     return gid
 
 
-def _check_servers(servers: object, what: str) -> tuple[str, ...]:
+def check_servers(servers: object, what: str) -> tuple[str, ...]:
+    """`servers` as a group's address list: 1..GROUP_SERVERS_MAX strings of bounded length.
+
+    Raises:
+        ValueError: naming `what` and the problem.
+    """
     if isinstance(servers, str | bytes) or not isinstance(servers, list | tuple):
         raise ValueError(f"{what}: servers must be a list of str, got {type(servers).__name__}")
     if not servers:
@@ -81,8 +95,8 @@ class Config:
     groups: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not _is_int(self.num) or self.num < 0:
-            raise ValueError(f"config num must be an int >= 0, got {self.num!r}")
+        if not is_int(self.num) or not 0 <= self.num <= CONFIG_NUM_MAX:
+            raise ValueError(f"config num must be an int in 0..{CONFIG_NUM_MAX}, got {self.num!r}")
         if isinstance(self.shards, str | bytes) or not isinstance(self.shards, list | tuple):
             raise ValueError(
                 f"config shards must be a list of gids, got {type(self.shards).__name__}"
@@ -97,11 +111,11 @@ class Config:
             raise ValueError(f"config has {len(self.groups)} groups, at most {GROUPS_MAX}")
         groups: dict[int, tuple[str, ...]] = {}
         for gid in self.groups:
-            _check_gid(gid, "config groups")
+            check_gid(gid, "config groups")
         for gid in sorted(self.groups):
-            groups[gid] = _check_servers(self.groups[gid], f"config group {gid}")
+            groups[gid] = check_servers(self.groups[gid], f"config group {gid}")
         for shard, gid in enumerate(self.shards):
-            if not _is_int(gid):
+            if not is_int(gid):
                 raise ValueError(f"config shard {shard}: gid must be an int, got {gid!r}")
             if gid != 0 and gid not in groups:
                 raise ValueError(f"config shard {shard}: gid {gid} is not a group of the config")
@@ -163,12 +177,12 @@ class Config:
             gid = _gid_from_key(key)
             if gid in groups:
                 raise ValueError(f"config groups: gid {gid} appears twice")
-            groups[gid] = _check_servers(servers, f"config group {gid}")
+            groups[gid] = check_servers(servers, f"config group {gid}")
         return cls(wire["num"], wire["shards"], groups)
 
 
 def _gid_from_key(key: object) -> int:
     """A group map key: an int, or its canonical decimal text (text encodings stringify keys)."""
     if isinstance(key, str) and key.isascii() and key.isdecimal() and str(int(key)) == key:
-        return _check_gid(int(key), "config groups")
-    return _check_gid(key, "config groups")
+        return check_gid(int(key), "config groups")
+    return check_gid(key, "config groups")

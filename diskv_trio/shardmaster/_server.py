@@ -2,7 +2,8 @@
 
 Every op, Query included, is placed in the log and answered from the applied result, so a
 replica that was cut off learns the latest configuration by proposing and never answers
-from stale state.
+from stale state. What is proposed is built by `build_op` from the validated fields of the
+call (never the caller's map itself); bad arguments get ``ErrBadRequest`` and reach no log.
 """
 
 from __future__ import annotations
@@ -10,25 +11,48 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from diskv_trio.net import ApplicationError, CallContext, Handler
-from diskv_trio.rsm import NodeSettings, ReplicaNode
+from diskv_trio.net import (
+    EVERYONE,
+    OPERATORS,
+    PEERS_AND_OPERATORS,
+    ApplicationError,
+    CallContext,
+    Handler,
+    Role,
+)
+from diskv_trio.rsm import NodeSettings, ReplicaNode, ServerBusyError
 
+from ._ops import OP_NAMES, build_op, config_num
 from ._state import ShardmasterState
 
 SHARDMASTER_ROLE = "shardmaster"
 SHARDMASTER_GROUP = 0
-OPS = ("join", "leave", "move", "query")
+OPS = OP_NAMES
+ERROR_BAD_REQUEST = "ErrBadRequest"
+"""The caller's arguments do not make a valid op; nothing was proposed."""
 
 
 def _machine_factory(snapshot: dict[str, Any] | None) -> ShardmasterState:
     return ShardmasterState() if snapshot is None else ShardmasterState.restore(snapshot)
 
 
-def _handlers(node: ReplicaNode) -> Mapping[str, Handler]:
+ROLES = {"join": OPERATORS, "leave": OPERATORS, "move": OPERATORS, "query": EVERYONE}
+"""Who may call each op: configuration changes are for operators, queries for anyone."""
+
+
+def _handlers(node: ReplicaNode) -> Mapping[str, tuple[Handler, frozenset[Role]]]:
     def make(op_name: str) -> Handler:
         async def handle(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
-            rsm = node.require_serving()
-            reply = await rsm.submit({**args, "op": op_name})
+            try:
+                op = build_op(op_name, args)
+            except ValueError as exc:
+                raise ApplicationError(ERROR_BAD_REQUEST, str(exc)) from None
+            # Refused while this replica's disk is full: the log cannot move here meanwhile.
+            rsm = node.require_writable()
+            try:
+                reply = await rsm.submit(op.to_log())
+            except ServerBusyError as exc:
+                raise ApplicationError("busy", str(exc)) from None
             if not reply.get("ok", False):
                 raise ApplicationError(
                     str(reply.get("error", "ErrBadOp")), str(reply.get("message", ""))
@@ -44,15 +68,16 @@ def _handlers(node: ReplicaNode) -> Mapping[str, Handler]:
         every shardmaster and only act on a config that exists. Clients use `sm.query`.
         """
         rsm = node.require_serving()
-        num = args.get("num", -1)
-        if not isinstance(num, int) or isinstance(num, bool):
-            raise ApplicationError("ErrBadOp", "num must be an integer")
+        try:
+            num = config_num(args.get("num", -1))
+        except ValueError as exc:
+            raise ApplicationError("ErrBadOp", str(exc)) from None
         machine = rsm.machine
         assert isinstance(machine, ShardmasterState)
         return {"ok": True, "config": machine.query(num).to_wire()}
 
-    handlers = {f"sm.{name}": make(name) for name in OPS}
-    handlers["sm.query_applied"] = query_applied
+    handlers = {f"sm.{name}": (make(name), ROLES[name]) for name in OPS}
+    handlers["sm.query_applied"] = (query_applied, PEERS_AND_OPERATORS)
     return handlers
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._config import SHARD_COUNT, Config, _check_gid, _check_servers, _is_int
+from ._config import SHARD_COUNT, Config, check_gid, check_servers, is_int
 from ._rebalance import rebalance
 
 ERROR_BAD_OP = "ErrBadOp"
@@ -57,7 +57,7 @@ def _field(op: Mapping[str, Any], name: str) -> object:
 
 def _gid_field(op: Mapping[str, Any]) -> int:
     try:
-        return _check_gid(_field(op, "gid"), f"{op['op']} op")
+        return check_gid(_field(op, "gid"), f"{op['op']} op")
     except ValueError as error:
         raise _BadOp(ERROR_BAD_OP, str(error)) from None
 
@@ -105,7 +105,7 @@ class ShardmasterState:
     def _join(self, op: Mapping[str, Any]) -> dict[str, Any]:
         gid = _gid_field(op)
         try:
-            servers = _check_servers(_field(op, "servers"), f"join op gid {gid}")
+            servers = check_servers(_field(op, "servers"), f"join op gid {gid}")
         except ValueError as error:
             raise _BadOp(ERROR_BAD_OP, str(error)) from None
         latest = self.latest
@@ -128,7 +128,7 @@ class ShardmasterState:
 
     def _move(self, op: Mapping[str, Any]) -> dict[str, Any]:
         shard = _field(op, "shard")
-        if not _is_int(shard):
+        if not is_int(shard):
             raise _BadOp(ERROR_BAD_OP, f"move op: shard must be an int, got {type(shard).__name__}")
         assert isinstance(shard, int)
         if not 0 <= shard < SHARD_COUNT:
@@ -148,7 +148,7 @@ class ShardmasterState:
 
     def _query(self, op: Mapping[str, Any]) -> dict[str, Any]:
         num = _field(op, "num")
-        if not _is_int(num):
+        if not is_int(num):
             raise _BadOp(ERROR_BAD_OP, f"query op: num must be an int, got {type(num).__name__}")
         assert isinstance(num, int)
         return {"ok": True, "config": self.query(num).to_wire()}

@@ -93,7 +93,7 @@ def test_server_refuses_a_directory_of_another_server(
     write_identity(directory, ServerIdentity("diskv", "shardkv", 101, 0))
     status = main(
         ["serve", "--gid", "100", "--me", "0", "--peers", f"unix:{short_tmp}/s.sock",
-         "--masters", f"unix:{short_tmp}/m.sock", "--dir", str(directory)]
+         "--masters", f"unix:{short_tmp}/m.sock", "--dir", str(directory), "--insecure"]
     )
     assert status == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]

@@ -41,7 +41,9 @@ class Course:
 
     def connect(self) -> AbstractAsyncContextManager[Client]:
         """A new clerk as a context manager, for tasks that open their own."""
-        return connect(self.cluster.masters, cluster=self.cluster.cluster)
+        return connect(
+            self.cluster.masters, cluster=self.cluster.cluster, credentials=self.cluster.credentials
+        )
 
     async def clerk(self) -> Client:
         """A new clerk (client) on the cluster, closed when the test ends.
@@ -50,7 +52,9 @@ class Course:
         clerk's context is closed by the test's exit stack.
         """
         return await self.stack.enter_async_context(
-            connect(self.cluster.masters, cluster=self.cluster.cluster)
+            connect(
+            self.cluster.masters, cluster=self.cluster.cluster, credentials=self.cluster.credentials
+        )
         )
 
     async def join(self, gi: int) -> None:

@@ -86,9 +86,15 @@ async def test_command_line_against_a_local_cluster(short_tmp: Path) -> None:
         assert (await diskv("append", "greeting", ", world", cwd=short_tmp))[0] == 0
         status, out, err = await diskv("get", "greeting", cwd=short_tmp)
         assert (status, out) == (0, "hello, world\n"), err
-        # Found through DISKV_MASTERS anywhere else.
-        status, out, _ = await diskv("get", "greeting", cwd=short_tmp / "diskv-data",
-                                     env={"DISKV_MASTERS": masters})
+        # Found through DISKV_MASTERS anywhere else, with the key from DISKV_CREDENTIALS.
+        elsewhere = short_tmp / "diskv-data"
+        status, out, err = await diskv("get", "greeting", "--timeout", "5", cwd=elsewhere,
+                                       env={"DISKV_MASTERS": masters})
+        assert status == 1 and out == ""
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("diskv: auth: client") and "DISKV_CREDENTIALS" in last, err
+        status, out, _ = await diskv("get", "greeting", cwd=elsewhere, env={
+            "DISKV_MASTERS": masters, "DISKV_CREDENTIALS": str(cluster.credentials_dir)})
         assert out == "hello, world\n"
         status, out, err = await diskv("admin", "query", "--json", cwd=short_tmp)
         assert status == 0, err
@@ -113,7 +119,7 @@ async def test_command_line_against_a_local_cluster(short_tmp: Path) -> None:
 async def test_malformed_client_requests_get_clear_errors_and_the_server_lives(short_tmp: Path) -> None:
     """Wrong types, unknown ops and oversized values are refused; the server keeps serving."""
     from diskv_trio.net import RpcRemoteError
-    from diskv_trio.shardkv._server import VALUE_BYTES_MAX
+    from diskv_trio.shardkv._ops import VALUE_BYTES_MAX
 
     async with open_local_cluster(short_tmp / "c", groups=1, replicas=3, cluster="test") as cluster:
         gid = cluster.gids[0]
@@ -131,7 +137,7 @@ async def test_malformed_client_requests_get_clear_errors_and_the_server_lives(s
                 await cluster.pool.call(address, "kv.op", args, deadline_s=10)
             assert raised.value.code == "ErrBadRequest"
             assert raised.value.message
-        async with connect(cluster.masters, cluster=cluster.cluster) as kv:
+        async with connect(cluster.masters, cluster=cluster.cluster, credentials=cluster.credentials) as kv:
             with trio.fail_after(30):
                 await kv.put("k", "still serving")
                 assert await kv.get("k") == "still serving"

@@ -15,9 +15,10 @@ from pathlib import Path
 import trio
 
 from diskv_trio.client import Client, connect
+from diskv_trio.net import Credentials, Identity, open_rpc_pool
 from diskv_trio.rsm import NodeSettings, ReplicaNode
 from diskv_trio.shardkv import ShardKVState, shardkv_node
-from diskv_trio.shardmaster import shardmaster_node
+from diskv_trio.shardmaster import ShardmasterClerk, shardmaster_node
 
 CLUSTER = "test"
 GID = 100
@@ -89,8 +90,9 @@ async def in_process_group(directory: Path) -> AsyncIterator[tuple[list[ReplicaN
         await nursery.start(master.run)
         for node in nodes:
             await nursery.start(node.run)
-        async with connect([master_address], cluster=CLUSTER) as kv:
-            await kv.shardmasters.join(GID, addresses)
+        async with open_rpc_pool(Identity(CLUSTER, "operator", "test-admin")) as admin:
+            await ShardmasterClerk([master_address], admin).join(GID, addresses)
+        async with connect([master_address], cluster=CLUSTER, credentials=Credentials()) as kv:
             yield nodes, kv
         nursery.cancel_scope.cancel()
 

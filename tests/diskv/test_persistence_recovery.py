@@ -70,7 +70,7 @@ async def one_group(directory: Path) -> AsyncIterator[tuple[LocalCluster, Client
         directory, groups=1, replicas=3, masters=1, cluster=CLUSTER
     ) as cluster:
         await cluster.join(cluster.gids[0])
-        async with connect(cluster.masters, cluster=CLUSTER) as kv:
+        async with connect(cluster.masters, cluster=CLUSTER, credentials=cluster.credentials) as kv:
             yield cluster, kv, cluster.group_servers(cluster.gids[0])
 
 
@@ -380,7 +380,7 @@ async def test_two_disk_losses_in_a_row_leave_the_group_serving(short_tmp: Path)
         await cluster.join(cluster.gids[0])
         stop = trio.Event()
         acknowledged: dict[str, str] = {k: "" for k in "abcd"}
-        async with connect(cluster.masters, cluster="two") as kv:
+        async with connect(cluster.masters, cluster="two", credentials=cluster.credentials) as kv:
 
             async def writer(i: int) -> None:
                 key, n = "abcd"[i], 0

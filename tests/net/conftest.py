@@ -37,6 +37,10 @@ class Service:
         self.contexts.append(context)
         return {"echo": args}
 
+    async def big(self, args: dict[str, Any], context: CallContext) -> dict[str, Any]:
+        """A reply of `size` bytes, for callers that do not read their replies."""
+        return {"data": b"x" * int(args.get("size", 0))}
+
     async def paxos_echo(self, args: dict[str, Any], context: CallContext) -> dict[str, Any]:
         self.executed.append(args.get("n"))
         return {"n": args.get("n")}

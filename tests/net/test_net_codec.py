@@ -60,7 +60,7 @@ def test_parse_address_invalid(text: str, reason: str) -> None:
 
 def test_identity_is_validated() -> None:
     """Identities hold non-empty strings and are frozen."""
-    ident = Identity("c", "paxos", "n1")
+    ident = Identity("c", "peer", "n1")
     with pytest.raises(ValueError):
         Identity("c", "", "n1")
     with pytest.raises(AttributeError):
@@ -136,11 +136,13 @@ def test_message_parsing() -> None:
     for bad in bad_replies:
         with pytest.raises(ProtocolError):
             parse_reply(bad)
-    hello = parse_hello({"version": PROTOCOL_VERSION, "cluster": "c", "role": "client", "id": "x"})
+    hello = parse_hello(
+        {"version": PROTOCOL_VERSION, "cluster": "c", "role": "client", "id": "x", "nonce": b"n" * 32}
+    )
     assert hello.identity == Identity("c", "client", "x")
-    assert hello.token is None
+    assert hello.proof is None
     with pytest.raises(ProtocolError):
         parse_hello({"version": "1"})
-    assert parse_hello_reply({"code": "token", "message": "no"}) == ConnectionError_("token", "no")
+    assert parse_hello_reply({"code": "auth", "message": "no"}) == ConnectionError_("auth", "no")
     with pytest.raises(ProtocolError):
         parse_hello_reply({"version": PROTOCOL_VERSION + 1, "cluster": "c", "role": "r", "id": "i"})

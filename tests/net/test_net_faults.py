@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from diskv_trio.net import (
+    EVERYONE,
     Faults,
     Identity,
     RpcRemoteError,
@@ -29,8 +30,9 @@ async def start(
 ) -> RpcServer:
     server = RpcServer(
         f"unix:{sock_dir}/{node_id}",
-        Identity(CLUSTER, "paxos", node_id),
+        Identity(CLUSTER, "peer", node_id),
         service.handlers(),
+        roles=EVERYONE,
         faults=faults,
     )
     await nursery.start(server.serve)
@@ -86,7 +88,7 @@ async def test_admin_calls_bypass_faults(
     faults.deaf = True
     faults.cut = {"c1"}
     server = await start(nursery, sock_dir, "s1", service, faults)
-    async with open_rpc_pool(Identity(CLUSTER, "admin", "c1")) as pool:
+    async with open_rpc_pool(Identity(CLUSTER, "operator", "c1")) as pool:
         for _ in range(100):
             stats = await pool.call(server.address, "admin.stats", {}, deadline_s=DEADLINE_S)
     assert stats["rpc_count"] == {}
@@ -117,7 +119,7 @@ async def test_cut_pool_side(sock_dir: Path, nursery: trio.Nursery, service: Any
     s2 = await start(nursery, sock_dir, "s2", service, Faults())
     faults = Faults()
     faults.cut.add("s1")
-    async with open_rpc_pool(Identity(CLUSTER, "paxos", "s3"), faults=faults) as pool:
+    async with open_rpc_pool(Identity(CLUSTER, "peer", "s3"), faults=faults) as pool:
         start_time = trio.current_time()
         for _ in range(2):
             with pytest.raises(RpcUnavailable):
@@ -137,12 +139,12 @@ async def test_deaf_server_refuses_but_still_calls_out(
     deaf = await start(nursery, sock_dir, "s1", service, deaf_faults)
     other = await start(nursery, sock_dir, "s2", service, Faults())
     deaf_faults.deaf = True
-    async with open_rpc_pool(Identity(CLUSTER, "paxos", "s2")) as pool_of_other:
+    async with open_rpc_pool(Identity(CLUSTER, "peer", "s2")) as pool_of_other:
         start_time = trio.current_time()
         with pytest.raises(RpcUnavailable):
             await pool_of_other.call(deaf.address, "test.echo", {"n": 1}, deadline_s=DEADLINE_S)
         assert trio.current_time() - start_time < FAST_FAILURE_S
-    async with open_rpc_pool(Identity(CLUSTER, "paxos", "s1"), faults=deaf_faults) as pool_of_deaf:
+    async with open_rpc_pool(Identity(CLUSTER, "peer", "s1"), faults=deaf_faults) as pool_of_deaf:
         result = await pool_of_deaf.call(
             other.address, "test.echo", {"n": 2}, deadline_s=DEADLINE_S
         )
@@ -157,7 +159,7 @@ async def test_admin_faults_at_run_time(
     """admin.faults reads and changes the settings of a running server, all or nothing."""
     faults = Faults()
     server = await start(nursery, sock_dir, "s1", service, faults)
-    async with open_rpc_pool(Identity(CLUSTER, "admin", "tester")) as pool:
+    async with open_rpc_pool(Identity(CLUSTER, "operator", "tester")) as pool:
         settings = await pool.call(server.address, "admin.faults", {}, deadline_s=DEADLINE_S)
         assert settings == {"unreliable": False, "cut": [], "deaf": False, "deaf_to": []}
         settings = await pool.call(
@@ -206,12 +208,12 @@ async def test_deaf_to_refuses_only_those_peers_and_still_calls_them(
     server = await start(nursery, sock_dir, "s1", service, faults)
     peer = await start(nursery, sock_dir, "s2", service, Faults())
     faults.update({"deaf_to": ["s2"]})
-    async with open_rpc_pool(Identity(CLUSTER, "paxos", "s2")) as pool_of_peer:
+    async with open_rpc_pool(Identity(CLUSTER, "peer", "s2")) as pool_of_peer:
         with pytest.raises(RpcUnavailable):
             await pool_of_peer.call(server.address, "test.echo", {"n": 1}, deadline_s=DEADLINE_S)
     async with open_rpc_pool(Identity(CLUSTER, "client", "c1")) as client_pool:
         assert await client_pool.call(server.address, "test.echo", {"n": 2}, deadline_s=DEADLINE_S)
-    async with open_rpc_pool(Identity(CLUSTER, "paxos", "s1"), faults=faults) as own_pool:
+    async with open_rpc_pool(Identity(CLUSTER, "peer", "s1"), faults=faults) as own_pool:
         assert await own_pool.call(peer.address, "test.echo", {"n": 3}, deadline_s=DEADLINE_S)
     assert service.executed == [2, 3]
     with pytest.raises(ValueError, match="deaf_to"):

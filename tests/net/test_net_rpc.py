@@ -11,6 +11,7 @@ import trio
 
 import diskv_trio.net as net
 from diskv_trio.net import (
+    EVERYONE,
     Identity,
     RpcRemoteError,
     RpcServer,
@@ -20,15 +21,15 @@ from diskv_trio.net import (
 )
 
 CLUSTER = "test-cluster"
-SERVER = Identity(CLUSTER, "paxos", "s1")
-CLIENT = Identity(CLUSTER, "client", "c1")
+SERVER = Identity(CLUSTER, "peer", "s1")
+CLIENT = Identity(CLUSTER, "operator", "c1")
 DEADLINE_S = 5.0
 
 
 async def start_server(
     nursery: trio.Nursery, address: str, service: Any, **kwargs: Any
 ) -> RpcServer:
-    server = RpcServer(address, SERVER, service.handlers(), **kwargs)
+    server = RpcServer(address, SERVER, service.handlers(), roles=EVERYONE, **kwargs)
     await nursery.start(server.serve)
     return server
 
@@ -58,7 +59,7 @@ async def test_round_trip(kind: str, sock_dir: Path, nursery: trio.Nursery, serv
         args = {"n": 7, "blob": b"\x00\xff", "nested": {"list": [1, "two", None]}}
         result = await pool.call(server.address, "test.echo", args, deadline_s=DEADLINE_S)
     assert result == {"echo": args}
-    assert service.contexts == [net.CallContext("test.echo", "client", "c1")]
+    assert service.contexts == [net.CallContext("test.echo", "operator", "c1")]
 
 
 async def test_many_concurrent_calls_share_one_connection(
@@ -196,7 +197,7 @@ async def test_server_stop_fails_calls_in_flight(sock_dir: Path, service: Any) -
     """Calls waiting on a connection fail with RpcUnavailable (not a timeout) when it breaks."""
     address = f"unix:{sock_dir}/s1"
     outcome: list[BaseException] = []
-    server = RpcServer(address, SERVER, service.handlers())
+    server = RpcServer(address, SERVER, service.handlers(), roles=EVERYONE)
     server_scope = trio.CancelScope()
 
     async def run_server(task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
@@ -251,12 +252,12 @@ async def test_unix_socket_file_lifecycle(
 
 async def test_handler_names_are_checked(service: Any) -> None:
     """Reserved or duplicate method names are refused at registration."""
-    server = RpcServer("unix:/tmp/unused", SERVER, service.handlers())
+    server = RpcServer("unix:/tmp/unused", SERVER, service.handlers(), roles=EVERYONE)
     with pytest.raises(ValueError, match="reserved"):
-        server.add_handlers({"admin.mine": service.echo})
+        server.add_handlers({"admin.mine": service.echo}, roles=EVERYONE)
     with pytest.raises(ValueError, match="already"):
-        server.add_handlers({"test.echo": service.echo})
-    server.add_handlers({"test.more": service.echo})
+        server.add_handlers({"test.echo": service.echo}, roles=EVERYONE)
+    server.add_handlers({"test.more": service.echo}, roles=EVERYONE)
 
 
 async def test_call_to_own_server(sock_dir: Path, nursery: trio.Nursery, service: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trio
 
-from diskv_trio.net import CallContext, Identity, RpcServer, open_rpc_pool
+from diskv_trio.net import PEERS, CallContext, Identity, RpcServer, open_rpc_pool
 from diskv_trio.rsm import _state_transfer
 from diskv_trio.rsm._state_transfer import StateTransferSource, fetch_state
 
@@ -17,7 +17,7 @@ async def serve(nursery: trio.Nursery, address: str, source: StateTransferSource
     async def handle(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         return source.handle(args)
 
-    server = RpcServer(address, Identity("t", "shardkv", "src"), {"rsm.fetch_state": handle})
+    server = RpcServer(address, Identity("t", "peer", "src"), {"rsm.fetch_state": handle}, roles=PEERS)
     await nursery.start(server.serve)
 
 
@@ -36,7 +36,7 @@ async def test_state_bigger_than_a_chunk_arrives_whole(
     address = f"unix:{short_tmp}/s.sock"
     async with trio.open_nursery() as nursery:
         await serve(nursery, address, StateTransferSource(snapshot))
-        async with open_rpc_pool(Identity("t", "shardkv", "dst")) as pool:
+        async with open_rpc_pool(Identity("t", "peer", "dst")) as pool:
             assert await fetch_state(pool, address) == state
         nursery.cancel_scope.cancel()
     assert encodings == 1, "the state is encoded once per transfer, not once per chunk"
@@ -57,7 +57,7 @@ async def test_corrupted_transfer_is_refused(short_tmp: Path, monkeypatch: pytes
     address = f"unix:{short_tmp}/s.sock"
     async with trio.open_nursery() as nursery:
         await serve(nursery, address, source)
-        async with open_rpc_pool(Identity("t", "shardkv", "dst")) as pool:
+        async with open_rpc_pool(Identity("t", "peer", "dst")) as pool:
             with pytest.raises(_state_transfer.StateTransferError, match="checksum"):
                 await fetch_state(pool, address)
         nursery.cancel_scope.cancel()
@@ -70,10 +70,10 @@ async def test_a_peer_answering_in_another_format_is_an_error_not_a_crash(short_
         return {"applied": 3, "machine": {}}
 
     address = f"unix:{short_tmp}/s.sock"
-    server = RpcServer(address, Identity("t", "shardkv", "src"), {"rsm.fetch_state": old_style})
+    server = RpcServer(address, Identity("t", "peer", "src"), {"rsm.fetch_state": old_style}, roles=PEERS)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
-        async with open_rpc_pool(Identity("t", "shardkv", "dst")) as pool:
+        async with open_rpc_pool(Identity("t", "peer", "dst")) as pool:
             with pytest.raises(_state_transfer.StateTransferError, match="unknown format"):
                 await fetch_state(pool, address)
         nursery.cancel_scope.cancel()

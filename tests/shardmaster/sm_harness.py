@@ -46,7 +46,7 @@ async def shardmasters(directory: Path, count: int = 3) -> AsyncIterator[Shardma
         )
         for i in range(count)
     ]
-    async with open_rpc_pool(Identity("test", "client", "test-clerk")) as pool:
+    async with open_rpc_pool(Identity("test", "operator", "test-clerk")) as pool:
         async with trio.open_nursery() as nursery:
             for node in nodes:
                 await nursery.start(node.run)
