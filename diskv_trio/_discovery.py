@@ -1,7 +1,7 @@
 """Finding the shardmasters: explicit addresses, `DISKV_MASTERS`, or the local cluster.
 
-`diskv cluster up` writes `cluster.json` into its data directory (`./diskv-data` by default);
-clients started in the same working directory find it without any flag.
+`diskv cluster up` writes `cluster.json` into its data directory (`./diskv-data` by default,
+else `DISKV_DIR` or `--dir`); clients given the same directory find it without any other flag.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from diskv_trio.net import CREDENTIALS_ENV, Credentials, CredentialsError, load_credentials
 
 DEFAULT_DATA_DIR = Path("diskv-data")
+DATA_DIR_ENV = "DISKV_DIR"
 CLUSTER_FILE_NAME = "cluster.json"
 MASTERS_ENV = "DISKV_MASTERS"
 CREDENTIALS_DIR_NAME = "credentials"
@@ -22,6 +24,24 @@ DEFAULT_CLUSTER_NAME = "diskv"
 
 class DiscoveryError(Exception):
     """Raised when no shardmaster addresses are given and no local cluster is found."""
+
+
+def default_data_dir(data_dir: Path | None = None) -> Path:
+    """The local cluster's directory: `data_dir`, else `DISKV_DIR`, else `./diskv-data`."""
+    if data_dir is not None:
+        return data_dir
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else DEFAULT_DATA_DIR
+
+
+def read_cluster_file(data_dir: Path | None = None) -> dict[str, Any] | None:
+    """The local cluster's `cluster.json` as written by `cluster up`; None if absent or unreadable."""
+    path = default_data_dir(data_dir) / CLUSTER_FILE_NAME
+    try:
+        described = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return described if isinstance(described, dict) else None
 
 
 def split_addresses(text: str) -> list[str]:
@@ -45,13 +65,13 @@ def find_masters(masters: Sequence[str] | str | None = None, *, data_dir: Path |
     env = os.environ.get(MASTERS_ENV)
     if env:
         return split_addresses(env)
-    path = (data_dir or DEFAULT_DATA_DIR) / CLUSTER_FILE_NAME
+    path = default_data_dir(data_dir) / CLUSTER_FILE_NAME
     try:
         described = json.loads(path.read_text())
     except FileNotFoundError:
         raise DiscoveryError(
-            f"no shardmasters given: pass --masters, set {MASTERS_ENV}, "
-            f"or run `diskv cluster up` in this directory ({path} not found)"
+            f"no shardmasters given: pass --masters, set {MASTERS_ENV}, or point --dir / "
+            f"{DATA_DIR_ENV} at the directory of a `diskv cluster up` ({path} not found)"
         ) from None
     except (OSError, ValueError) as exc:
         raise DiscoveryError(f"cannot read {path}: {exc}") from exc
@@ -63,11 +83,7 @@ def find_masters(masters: Sequence[str] | str | None = None, *, data_dir: Path |
 
 def find_cluster_name(data_dir: Path | None = None) -> str:
     """The cluster name from the local cluster file, or the default."""
-    path = (data_dir or DEFAULT_DATA_DIR) / CLUSTER_FILE_NAME
-    try:
-        name = json.loads(path.read_text()).get("cluster")
-    except (OSError, ValueError):
-        return DEFAULT_CLUSTER_NAME
+    name = (read_cluster_file(data_dir) or {}).get("cluster")
     return name if isinstance(name, str) and name else DEFAULT_CLUSTER_NAME
 
 
@@ -85,7 +101,7 @@ def find_credentials(
     env = os.environ.get(CREDENTIALS_ENV)
     if env:
         return load_credentials(Path(env))
-    local = (data_dir or DEFAULT_DATA_DIR) / CREDENTIALS_DIR_NAME
+    local = default_data_dir(data_dir) / CREDENTIALS_DIR_NAME
     if local.exists():
         return load_credentials(local)
     return None
@@ -96,10 +112,13 @@ __all__ = [
     "CREDENTIALS_DIR_NAME",
     "CredentialsError",
     "DEFAULT_CLUSTER_NAME",
+    "DATA_DIR_ENV",
     "DEFAULT_DATA_DIR",
     "DiscoveryError",
+    "default_data_dir",
     "find_cluster_name",
     "find_credentials",
     "find_masters",
+    "read_cluster_file",
     "split_addresses",
 ]

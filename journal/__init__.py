@@ -23,6 +23,7 @@ from ._journal import (
     OpenReport,
     is_no_space,
 )
+from ._reader import JournalContents, read_journal
 from ._repair import RepairResult, clear_force_repaired, is_force_repaired, repair
 from ._scan import (
     FORCED_REPAIR_MARKER,
@@ -47,6 +48,7 @@ __all__ = [
     "GroupCommit",
     "Journal",
     "JournalClosedError",
+    "JournalContents",
     "JournalError",
     "JournalNoSpaceError",
     "NotAJournalError",
@@ -62,6 +64,7 @@ __all__ = [
     "clear_force_repaired",
     "is_no_space",
     "is_force_repaired",
+    "read_journal",
     "repair",
     "scan",
 ]

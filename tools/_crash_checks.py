@@ -22,7 +22,6 @@ import trio
 from diskv_trio.client import Client
 from diskv_trio.cluster import LocalCluster
 from diskv_trio.net import RpcRemoteError, RpcUnavailable
-from diskv_trio.shardkv import key_to_shard
 from diskv_trio.shardmaster import Config
 from diskv_trio.testing.linearizability import HistoryRecorder
 
@@ -96,7 +95,8 @@ async def probe_every_group(
     async def probe(gid: int) -> None:
         shard = config.shards.index(gid)
         if await recorded_op(
-            kv, recorder, client_id, "get", probe_key(shard), None, FINAL_READ_TIMEOUT_S, stats
+            kv, recorder, client_id, "get", probe_key(shard, config.sharding), None,
+            FINAL_READ_TIMEOUT_S, stats,
         ):
             timeline.note(f"recovery: group {gid} served a Get")
         else:
@@ -114,14 +114,17 @@ async def final_reads(
     kv: Client, recorder: HistoryRecorder, client_id: int, keys: list[str], stats: WorkloadStats,
     timeline: Timeline,
 ) -> dict[str, str]:
-    """A recorded Get of every key, all at once; returns the values read (a timeout is a problem)."""
+    """A recorded Get of every key, all at once; returns the values read of the keys present
+    (a timeout is a problem)."""
     values: dict[str, str] = {}
 
     async def read(key: str) -> None:
         token = recorder.record_call(client_id, "get", key)
         with trio.move_on_after(FINAL_READ_TIMEOUT_S):
-            values[key] = await kv.get(key)
-            recorder.record_return(token, values[key])
+            found = await kv.get(key)
+            if found is not None:
+                values[key] = found.decode()
+            recorder.record_return(token, None if found is None else found.decode())
             stats.ok["get"] += 1
             return
         recorder.record_unknown(token)
@@ -165,7 +168,7 @@ def live_bytes_by_group(config: Config, values: dict[str, str]) -> dict[int, int
     """Bytes of keys and values each group owns in `config`."""
     live: dict[int, int] = {}
     for key, value in values.items():
-        gid = config.shards[key_to_shard(key)]
+        gid = config.shards[config.shard_of(key.encode())]
         live[gid] = live.get(gid, 0) + len(key.encode()) + len(value.encode())
     return live
 

@@ -1,6 +1,6 @@
 """`nox -s bench`: every benchmark, each printing its figures beside a baseline from the same run.
 
-Usage: python -m tools.bench [NAME ...]   (names: journal, rpc, paxos, kv, recovery)
+Usage: python -m tools.bench [NAME ...]   (names: journal, rpc, paxos, kv, recovery, sharding, resp)
 Nothing here asserts: the figures are for people to read and compare.
 """
 
@@ -16,6 +16,8 @@ BENCHES = {
     "paxos": "tools.bench_paxos",
     "kv": "tools.bench_kv",
     "recovery": "tools.bench_recovery",
+    "sharding": "tools.bench_sharding",
+    "resp": "tools.bench_resp",
 }
 
 

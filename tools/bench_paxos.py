@@ -1,5 +1,8 @@
 """Paxos agreements per second: 3 peers on loopback Unix sockets, journals syncing.
 
+The peers run on the servers' own wiring (`diskv_trio.rsm.open_paxos_server`): the journal
+storage replicas use, the RPC pool transport, authenticated peer connections.
+
 Two figures: serial (one agreement at a time, proposed by peer 0, each awaited before the
 next) and pipelined (32 instances in flight). Each agreement journals and fsyncs a promise
 and an accept on every acceptor before replying; group commit lets concurrent agreements
@@ -8,6 +11,7 @@ share fsyncs. Run with `python -m tools.bench_paxos`; prints figures, asserts no
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -15,8 +19,8 @@ from contextlib import AsyncExitStack
 
 import trio
 
-from diskv_trio.net import Faults
-from diskv_trio.paxos import PaxosNode, open_paxos_node
+from diskv_trio.net import Credentials, Faults, Role
+from diskv_trio.rsm import PaxosServer, open_paxos_server
 
 PEERS = 3
 SERIAL_SECONDS = 3.0
@@ -25,11 +29,11 @@ IN_FLIGHT = 32
 VALUE = "x" * 100  # a 100-byte value, like the reference points in DESIGN.md section 9
 
 
-def _syncs(nodes: list[PaxosNode]) -> int:
-    return sum(node.storage.group_commit.sync_count for node in nodes)
+def _syncs(nodes: list[PaxosServer]) -> int:
+    return sum(node.storage.sync_count for node in nodes)
 
 
-async def _serial(nodes: list[PaxosNode], first_seq: int) -> tuple[int, float, int]:
+async def _serial(nodes: list[PaxosServer], first_seq: int) -> tuple[int, float, int]:
     proposer = nodes[0].peer
     seq = first_seq
     syncs = _syncs(nodes)
@@ -42,7 +46,7 @@ async def _serial(nodes: list[PaxosNode], first_seq: int) -> tuple[int, float, i
     return seq - first_seq, time.perf_counter() - start, _syncs(nodes) - syncs
 
 
-async def _pipelined(nodes: list[PaxosNode], first_seq: int) -> tuple[int, float, int]:
+async def _pipelined(nodes: list[PaxosServer], first_seq: int) -> tuple[int, float, int]:
     proposer = nodes[0].peer
     next_seq = first_seq
     decided = 0
@@ -74,10 +78,20 @@ async def _main() -> None:
     data_dir = tempfile.mkdtemp(prefix="pxb-data-")
     try:
         addresses = [f"unix:{socket_dir}/p{i}" for i in range(PEERS)]
+        node_ids = [f"paxos-{i}" for i in range(PEERS)]
+        credentials = Credentials({Role.PEER: os.urandom(32)})
         async with AsyncExitStack() as stack:
             nodes = [
                 await stack.enter_async_context(
-                    open_paxos_node(addresses, i, f"{data_dir}/p{i}", faults=Faults())
+                    open_paxos_server(
+                        addresses,
+                        i,
+                        node_ids,
+                        f"{data_dir}/p{i}",
+                        cluster="bench-paxos",
+                        credentials=credentials,
+                        faults=Faults(),
+                    )
                 )
                 for i in range(PEERS)
             ]

@@ -17,25 +17,35 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import cbor2
-
-from journal import JournalError, NotAJournalError, ScanReport, repair, scan
-from journal._format import BODY_PREFIX, HEADER_BYTES, TYPE_NAMES, check_record_at
-from journal._fs import RealFileSystem
-from journal._scan import analyse
+from journal import (
+    JournalContents,
+    JournalError,
+    NotAJournalError,
+    ScanReport,
+    read_journal,
+    repair,
+    scan,
+)
+from tools._journal_dump import (
+    KINDS,
+    DumpRecord,
+    decode_record,
+    show,
+    snapshot_keys,
+    snapshot_sections,
+)
 
 PROG = "diskv-journal"
 EXIT_CLEAN = 0
 EXIT_TORN = 1
 EXIT_CORRUPT = 2
 EXIT_ERROR = 3
+EXIT_INTERRUPTED = 130
 # Below this size a journal is read in well under a second: no progress bar.
 PROGRESS_BYTES_MIN = 8 * 1024 * 1024
-# Bytes values longer than this are shown cut, with their length.
-DUMP_BYTES_SHOWN_MAX = 32
 
 _EXIT_HELP = "exit status: 0 clean, 1 torn tail, 2 corrupt, 3 error"
 
@@ -80,8 +90,38 @@ def _scan_with_progress(path: str) -> ScanReport:
         return scan(path, progress=lambda done, _total: progress.update(task, completed=done))
 
 
+def report_json(report: ScanReport) -> dict[str, Any]:
+    """What `inspect` prints, as one JSON object (`verify --json` too)."""
+    return {
+        "path": str(report.path),
+        "verdict": report.verdict.kind,
+        "verdict_text": str(report.verdict),
+        "exit_status": _exit_code(report),
+        "snapshots": [
+            {"name": s.name, "lsn": s.lsn, "size_bytes": s.size_bytes, "valid": s.valid, "reason": s.reason}
+            for s in report.snapshots
+        ],
+        "damaged_snapshots": list(report.damaged_snapshots),
+        "segments": [
+            {"name": g.name, "size_bytes": g.size_bytes, "covered": g.covered, "record_count": g.record_count,
+             "first_lsn": g.first_lsn, "last_lsn": g.last_lsn}
+            for g in report.segments
+        ],
+        "leftover_files": list(report.temp_files),
+        "forced_repair": bool(report.forced_repair),
+        "snapshot_lsn": report.snapshot_lsn,
+        "last_lsn": report.last_lsn,
+        "record_count": report.record_count,
+        "records_after_snapshot": report.records_after_snapshot,
+        "size_bytes": report.size_bytes,
+    }
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     report = _scan_with_progress(args.dir)
+    if args.json:
+        print(json.dumps(report_json(report)))
+        return _exit_code(report)
     print(f"journal {report.path}")
     for snap in report.snapshots:
         state = "ok" if snap.valid else f"DAMAGED: {snap.reason}"
@@ -109,63 +149,62 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     report = scan(args.dir)
-    print(_verdict_line(report))
+    if args.json:
+        summary = report_json(report)
+        print(json.dumps({k: summary[k] for k in ("path", "verdict", "verdict_text", "exit_status",
+                                                   "damaged_snapshots", "last_lsn")}))
+    else:
+        print(_verdict_line(report))
     return _exit_code(report)
 
 
-def _show(value: Any, *, as_json: bool) -> Any:
-    """Make a decoded CBOR value printable: bytes become hex with their length."""
-    if isinstance(value, bytes | bytearray):
-        shown = bytes(value[:DUMP_BYTES_SHOWN_MAX]).hex()
-        if len(value) > DUMP_BYTES_SHOWN_MAX:
-            shown += "..."
-        return {"hex": shown, "len": len(value)} if as_json else f"h'{shown}'({len(value)})"
-    if isinstance(value, dict):
-        return {str(_show(k, as_json=as_json)): _show(v, as_json=as_json) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_show(v, as_json=as_json) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return repr(value)
+def _dump_line(lsn: int, type_name: str, payload: bytes, record: DumpRecord, *, as_json: bool) -> str:
+    if as_json:
+        row: dict[str, Any] = {"lsn": lsn, "type": type_name, "size": len(payload), "kind": record.kind}
+        if record.kind == "other":
+            row["cbor"] = show(record.fields["cbor"], as_json=True)
+        elif record.kind == "undecodable":
+            row["raw"] = show(record.fields["bytes"], as_json=True)
+        else:
+            row["fields"] = show(record.fields, as_json=True)
+        return json.dumps(row, sort_keys=True)
+    fields = " ".join(f"{name}={show(value, as_json=False)!r}" for name, value in record.fields.items())
+    return f"lsn={lsn} type={type_name} size={len(payload)} {record.kind} {fields}".rstrip()
 
 
-def _decode_payload(payload: bytes, *, as_json: bool) -> tuple[str, Any]:
-    try:
-        return "cbor", _show(cbor2.loads(payload), as_json=as_json)
-    except Exception:  # any undecodable payload is shown raw
-        return "raw", _show(payload, as_json=as_json)
-
-
-def _records(path: str) -> Iterator[tuple[int, int, bytes]]:
-    """Yield (lsn, type, payload) of every valid record on disk, oldest first."""
-    analysis = analyse(path, RealFileSystem(), collect_records=False, from_first_segment=True)
-    for seg in analysis.report.segments:
-        data = RealFileSystem().read_file(os.path.join(path, seg.name))
-        offset = 0
-        while offset < seg.valid_bytes:
-            found = check_record_at(data, offset)
-            assert found is not None  # the analysis validated these bytes
-            record_type, lsn, size = found
-            yield lsn, record_type, data[offset + HEADER_BYTES + BODY_PREFIX.size : offset + size]
-            offset += size
-    if analysis.report.verdict.kind != "clean":
-        print(f"{PROG}: stopped: {analysis.report.verdict}", file=sys.stderr)
+def _dump_snapshot(contents: JournalContents, *, as_json: bool) -> None:
+    if contents.snapshot is None:
+        print(json.dumps({"snapshot": None}) if as_json else "no snapshot")
+        return
+    lsn, state = contents.snapshot
+    sections = snapshot_sections(state)
+    keys = list(snapshot_keys(state))
+    if as_json:
+        shown = [{"where": k.where, "key": show(k.key, as_json=True), "value_bytes": k.value_bytes} for k in keys]
+        print(json.dumps({"snapshot": {"lsn": lsn, "size_bytes": len(state), **sections, "keys": shown}}))
+        return
+    print(f"snapshot lsn={lsn} size={len(state)} applied={sections.get('applied')} "
+          f"sections={','.join(sections.get('sections', []))} keys={len(keys)}")
+    for k in keys:
+        print(f"  {k.where}  {k.key!r}  {k.value_bytes} bytes")
 
 
 def _cmd_dump(args: argparse.Namespace) -> int:
     report = scan(args.dir)  # not-a-journal and missing checks
-    for lsn, record_type, payload in _records(args.dir):
+    contents = read_journal(args.dir)
+    if args.snapshot:
+        _dump_snapshot(contents, as_json=args.json)
+    kinds = set(args.kind or KINDS)
+    for lsn, payload in contents.records():
         if args.from_lsn is not None and lsn < args.from_lsn:
             continue
         if args.to_lsn is not None and lsn > args.to_lsn:
             break
-        kind, shown = _decode_payload(payload, as_json=args.json)
-        type_name = TYPE_NAMES.get(record_type, str(record_type))
-        if args.json:
-            line = {"lsn": lsn, "type": type_name, "size": len(payload), kind: shown}
-            print(json.dumps(line, sort_keys=True))
-        else:
-            print(f"lsn={lsn} type={type_name} size={len(payload)} {kind}={shown!r}")
+        record = decode_record(payload)
+        if record.kind in kinds:
+            print(_dump_line(lsn, "data", payload, record, as_json=args.json))
+    if contents.report.verdict.kind != "clean":
+        print(f"{PROG}: stopped: {contents.report.verdict}", file=sys.stderr)
     return _exit_code(report)
 
 
@@ -193,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Inspect, verify, dump and repair a diskv-trio journal directory.",
         epilog=_EXIT_HELP,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
 
     inspect = commands.add_parser(
@@ -202,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="List segments, snapshots, record counts, LSN ranges and sizes, then one verdict line.",
     )
     inspect.add_argument("dir", help="journal directory")
+    inspect.add_argument("--json", action="store_true", help="one JSON object")
     inspect.set_defaults(run=_cmd_inspect)
 
     verify = commands.add_parser(
@@ -211,17 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check every record and snapshot CRC; print the verdict.",
     )
     verify.add_argument("dir", help="journal directory")
+    verify.add_argument("--json", action="store_true", help="one JSON object: verdict and exit status")
     verify.set_defaults(run=_cmd_verify)
 
     dump = commands.add_parser(
         "dump",
-        help="print records, one per line",
-        epilog=_EXIT_HELP,
-        description="Print every valid record on disk (lsn, type, size, decoded CBOR payload).",
+        help="print records by kind and field, one per line",
+        epilog=_EXIT_HELP + "; example: dump DIR --kind accept --kind decide --from 100",
+        description=(
+            "Print every valid record on disk: lsn, type, size, then its kind (a Paxos record: "
+            f"{', '.join(KINDS[:-2])}; else other or undecodable) and its fields by name. "
+            "--snapshot first shows the snapshot in use and every key it holds."
+        ),
     )
     dump.add_argument("dir", help="journal directory")
     dump.add_argument("--from", dest="from_lsn", type=int, metavar="LSN", help="first LSN to show")
     dump.add_argument("--to", dest="to_lsn", type=int, metavar="LSN", help="last LSN to show")
+    dump.add_argument("--kind", action="append", choices=KINDS, metavar="KIND",
+                      help=f"show only records of this kind (repeatable): {', '.join(KINDS)}")
+    dump.add_argument("--snapshot", action="store_true", help="first show the snapshot and its keys")
     dump.add_argument("--json", action="store_true", help="JSON lines")
     dump.set_defaults(run=_cmd_dump)
 
@@ -241,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     repair_parser.add_argument("--force", action="store_true", help="also repair corruption")
     repair_parser.set_defaults(run=_cmd_repair)
     return parser
+
+
+def _package_version() -> str:
+    try:
+        return version("diskv-trio")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _fail(message: str) -> int:
@@ -272,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"no such file or directory: {exc.filename or path}")
     except BrokenPipeError:
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     except (OSError, JournalError) as exc:
         return _fail(str(exc))
 

@@ -1,4 +1,4 @@
-"""`diskv cluster up`, `diskv demo` and `diskv status`."""
+"""`diskv cluster up|kill|restart` and `diskv demo`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 
 import trio
 
-from diskv_trio._discovery import DEFAULT_DATA_DIR, DiscoveryError, find_cluster_name, find_masters
+from diskv_trio._discovery import DEFAULT_DATA_DIR, default_data_dir
 from diskv_trio._private_files import restrict_umask
+from diskv_trio.client import DiskvError
 from diskv_trio.cluster import ClusterError, LocalCluster, open_local_cluster
 from diskv_trio.net import (
     OPERATORS,
@@ -19,6 +20,7 @@ from diskv_trio.net import (
     CallContext,
     Handler,
     Identity,
+    NetError,
     Role,
     RpcServer,
 )
@@ -27,13 +29,18 @@ from ._common import (
     EXIT_FAILURE,
     EXIT_OK,
     CommandError,
-    address_list,
+    add_dir_argument,
+    add_logging_arguments,
     configure_logging,
+    describe_net_error,
     first_leaf,
+    non_negative_int,
     operator_pool,
     positive_int,
     run_until_signalled,
 )
+from ._reconfig import check_recorded_groups
+from ._servers import add_sharding_arguments, sharding_or_exit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,11 +54,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Start 3 shardmasters and GROUPS groups of REPLICAS replicas as separate processes, "
         "join the groups, print where everything is, and stop everything on Ctrl-C.",
     )
-    up.add_argument("--dir", type=Path, default=DEFAULT_DATA_DIR, help="data directory (default: ./diskv-data)")
+    add_dir_argument(up, "data directory")
     up.add_argument("--groups", type=positive_int, default=2, help="replica groups (default: 2)")
     up.add_argument("--replicas", type=positive_int, default=3, help="replicas per group (default: 3)")
     up.add_argument("--unreliable", action="store_true", help="start the replicas with fault injection on")
-    up.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    up.add_argument("--resp", type=non_negative_int, metavar="PORT",
+                    help="also serve the Redis protocol on 127.0.0.1:PORT (see `diskv resp`)")
+    up.add_argument("--metrics-port", type=positive_int, metavar="BASE",
+                    help="serve each server's Prometheus metrics on 127.0.0.1, ports BASE, BASE+1, ... (printed)")
+    add_sharding_arguments(up)
+    add_logging_arguments(up)
     up.set_defaults(handler=run_cluster_up)
 
     for name, text in (
@@ -60,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         cmd = cluster_sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         cmd.add_argument("server", metavar="SERVER", help="server name, e.g. g100-1 or master-0")
-        cmd.add_argument("--dir", type=Path, default=DEFAULT_DATA_DIR, help="data directory (default: ./diskv-data)")
+        add_dir_argument(cmd)
         if name == "kill":
             cmd.add_argument("--lose-disk", action="store_true", help="also empty its data directory")
         cmd.set_defaults(handler=run_cluster_control, control=name)
@@ -71,29 +83,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Start a local cluster, write and read through the client, kill a replica with "
         "SIGKILL, restart it, show the data intact, and stop everything.",
     )
-    demo.add_argument("--dir", type=Path, default=DEFAULT_DATA_DIR, help="data directory (default: ./diskv-data)")
+    add_dir_argument(demo, "data directory")
     demo.add_argument("--keys", type=positive_int, default=200, help="keys to write (default: 200)")
     demo.set_defaults(handler=run_demo)
 
-    status = subparsers.add_parser(
-        "status",
-        help="show every server's state",
-        description="For the shardmasters and every group: address, whether it answers, Paxos "
-        "max / min / applied instance, epoch, state and journal size.",
-    )
-    status.add_argument("--masters", type=address_list, help="shardmaster addresses (default: the local cluster)")
-    status.add_argument("--cluster", help="cluster name")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(handler=run_status)
 
-
-def _print_layout(cluster: LocalCluster) -> None:
+def _print_layout(cluster: LocalCluster, log_file: Path) -> None:
     print(f"cluster {cluster.cluster!r} in {cluster.data_dir}")
     print(f"  masters: {','.join(cluster.masters)}")
     for gid in cluster.gids:
         print(f"  group {gid}: {','.join(cluster.group_addresses(gid))}")
-    print(f"  logs: {cluster.data_dir / 'logs'}")
-    print("clients in this directory find it automatically, e.g. `diskv put k v`")
+    print(f"  logs: {cluster.data_dir / 'logs'} (this supervisor's: {log_file.name})")
+    if cluster.metrics_port_base is not None:
+        ports = ", ".join(f"{s.name}={s.metrics_port}" for s in cluster.servers.values())
+        print(f"  metrics: http://127.0.0.1:PORT/metrics, {ports}")
+    if cluster.data_dir == (Path.cwd() / DEFAULT_DATA_DIR).resolve():
+        print("clients started in this directory find it, e.g. `diskv put k v`")
+    else:
+        print(f"clients find it with --dir {cluster.data_dir} or DISKV_DIR={cluster.data_dir}, e.g. "
+              f"`diskv put k v --dir {cluster.data_dir}`")
     print("`diskv cluster kill g100-1` / `diskv cluster restart g100-1` try out failures; Ctrl-C stops everything")
     sys.stdout.flush()
 
@@ -148,13 +156,24 @@ async def _watch_exits(cluster: LocalCluster) -> None:
 
 
 def run_cluster_up(args: argparse.Namespace) -> int:
-    configure_logging(args.verbose)
     restrict_umask()
+    data_dir = default_data_dir(args.dir)
+    # Log records go to a file, so they never interleave with the banner and exit lines.
+    log_file = data_dir.resolve() / "logs" / "cluster-up.log"
+    configure_logging(args, log_file=log_file)
+    server_logging = ["--log-level", "debug" if args.verbose else args.log_level, "--log-format", args.log_format]
 
     async def body() -> None:
         async with open_local_cluster(
-            args.dir, groups=args.groups, replicas=args.replicas, unreliable=args.unreliable
+            data_dir,
+            groups=args.groups,
+            replicas=args.replicas,
+            unreliable=args.unreliable,
+            server_arguments=server_logging,
+            sharding=sharding_or_exit(args),
+            metrics_port_base=args.metrics_port,
         ) as cluster:
+            await check_recorded_groups(cluster)
             for gid in cluster.gids:
                 await cluster.join(gid)
             control = RpcServer(
@@ -167,8 +186,15 @@ def run_cluster_up(args: argparse.Namespace) -> int:
             async with trio.open_nursery() as nursery:
                 await nursery.start(control.serve)
                 cluster.supervisor_address = control.address
+                resp_line = None
+                if args.resp is not None:
+                    from ._resp_cmd import serve_beside_cluster
+
+                    resp_line = await nursery.start(serve_beside_cluster, cluster, args.resp)
                 cluster.write_description()
-                _print_layout(cluster)
+                _print_layout(cluster, log_file)
+                if resp_line is not None:
+                    print(resp_line, flush=True)
                 nursery.start_soon(_watch_exits, cluster)
 
     try:
@@ -186,7 +212,8 @@ def run_cluster_control(args: argparse.Namespace) -> int:
     from diskv_trio._discovery import CLUSTER_FILE_NAME
     from diskv_trio.net import NetError, RpcRemoteError, RpcUnavailable
 
-    path = args.dir / CLUSTER_FILE_NAME
+    data_dir = default_data_dir(args.dir)
+    path = data_dir / CLUSTER_FILE_NAME
     try:
         described = json.loads(path.read_text())
         address = described["supervisor"]
@@ -196,7 +223,7 @@ def run_cluster_control(args: argparse.Namespace) -> int:
         raise CommandError(f"no running `diskv cluster up` found ({path} names no supervisor)")
 
     async def body() -> dict[str, Any]:
-        async with operator_pool(str(described.get("cluster", "diskv")), "cluster-cli", args.dir) as pool:
+        async with operator_pool(str(described.get("cluster", "diskv")), "cluster-cli", data_dir) as pool:
             request = {"server": args.server, "lose_disk": getattr(args, "lose_disk", False)}
             return await pool.call(address, f"cluster.{args.control}", request, deadline_s=60)
 
@@ -220,70 +247,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     restrict_umask()
     try:
-        ok = trio.run(demo, args.dir, args.keys)
+        ok = trio.run(demo, default_data_dir(args.dir), args.keys)
     except ClusterError as exc:
         raise CommandError(str(exc)) from None
+    except (DiskvError, NetError) as exc:
+        raise CommandError(describe_net_error(exc)) from None
     return EXIT_OK if ok else EXIT_FAILURE
-
-
-async def collect_status(masters: list[str], cluster_name: str) -> dict[str, Any]:
-    """Ask every shardmaster and every replica of every group for its state."""
-    from diskv_trio.net import NetError
-    from diskv_trio.shardmaster import ShardmasterClerk
-
-    result: dict[str, Any] = {"masters": [], "groups": {}}
-    async with operator_pool(cluster_name, "status") as pool:
-
-        async def ask(address: str) -> dict[str, Any]:
-            try:
-                reply = await pool.call(address, "rsm.status", {}, deadline_s=2.0)
-            except NetError as exc:
-                return {"address": address, "answers": False, "error": str(exc)}
-            return {"address": address, "answers": True} | reply
-
-        for address in masters:
-            result["masters"].append(await ask(address))
-        config = None
-        with trio.move_on_after(5):
-            config = await ShardmasterClerk(masters, pool).query(-1)
-        if config is not None:
-            result["config"] = config.to_wire()
-            for gid, servers in sorted(config.groups.items()):
-                result["groups"][str(gid)] = [await ask(a) for a in servers]
-    return result
-
-
-def _format_row(row: dict[str, Any]) -> str:
-    if not row.get("answers"):
-        return f"    {row['address']}  DOWN"
-    paxos = row.get("paxos", {})
-    return (
-        f"    {row['address']}  up  {row.get('state', '?'):10} max={row.get('max')} "
-        f"min={row.get('min')} applied={row.get('applied')} epoch={paxos.get('epoch', '?')} "
-        f"journal={row.get('journal_bytes', '?')}B"
-        + (f"  ALARM {row['alarm']}" if row.get("alarm") else "")
-    )
-
-
-def run_status(args: argparse.Namespace) -> int:
-    try:
-        masters = find_masters(args.masters)
-    except DiscoveryError as exc:
-        raise CommandError(str(exc)) from None
-    status = trio.run(collect_status, masters, args.cluster or find_cluster_name())
-    if args.json:
-        json.dump(status, sys.stdout, indent=2, default=str)
-        print()
-    else:
-        print("shardmasters:")
-        for row in status["masters"]:
-            print(_format_row(row))
-        if "config" not in status:
-            print("configuration: no shardmaster answered")
-        for gid, rows in status["groups"].items():
-            print(f"group {gid}:")
-            for row in rows:
-                print(_format_row(row))
-    down = [r for r in status["masters"] if not r["answers"]]
-    down += [r for rows in status["groups"].values() for r in rows if not r["answers"]]
-    return EXIT_OK if not down else EXIT_FAILURE

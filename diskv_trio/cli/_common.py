@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
-import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -14,7 +14,9 @@ from typing import NoReturn
 
 import trio
 
-from diskv_trio._discovery import find_credentials
+from diskv_trio._discovery import DATA_DIR_ENV, find_credentials
+from diskv_trio._logging import LOG_FORMATS, LOG_LEVELS
+from diskv_trio._logging import configure_logging as setup_logging
 from diskv_trio.net import (
     CREDENTIALS_ENV,
     Credentials,
@@ -105,12 +107,38 @@ def positive_int(text: str) -> int:
     return value
 
 
-def configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def add_logging_arguments(parser: argparse.ArgumentParser, default_level: str = "info") -> None:
+    """`--log-level`, `--log-format` and `-v` (the same as `--log-level debug`)."""
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=default_level, help=f"least severe level logged (default: {default_level})"
     )
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text", help="text lines or JSON lines (default: text)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (--log-level debug)")
+
+
+def configure_logging(args: argparse.Namespace, *, log_file: Path | None = None) -> None:
+    """Apply the logging flags of `add_logging_arguments`."""
+    level = "debug" if getattr(args, "verbose", False) else getattr(args, "log_level", "info")
+    setup_logging(level, getattr(args, "log_format", "text"), log_file=log_file)
+
+
+def add_dir_argument(parser: argparse.ArgumentParser, help_text: str = "the local cluster's data directory") -> None:
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help=f"{help_text} (default: ${DATA_DIR_ENV}, else ./diskv-data)",
+    )
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type for a duration: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, got {text!r}")
+    return value
 
 
 PARENT_PID_ENV = "DISKV_PARENT_PID"
@@ -163,6 +191,13 @@ async def run_until_signalled(body: Callable[[], Awaitable[object]]) -> bool:
             nursery.start_soon(work)
             nursery.start_soon(orphaned)
     return stopped
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """Every non-group exception inside `exc`, depth first."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+    return [exc]
 
 
 def first_leaf(exc: BaseException) -> BaseException:

@@ -44,7 +44,7 @@ async def _check_keys(kv, expected: dict[str, str], progress: Progress, label: s
     wrong: list[str] = []
     task = progress.add_task(label, total=len(expected))
     for key, value in expected.items():
-        if await kv.get(key) != value:
+        if await kv.get_text(key) != value:
             wrong.append(key)
         progress.advance(task)
     return wrong
@@ -84,7 +84,7 @@ async def demo(data_dir: Path, key_count: int) -> bool:
                       f"({time.monotonic() - started:.1f} s)")
         # A key's shard is its first character: vary it so every group gets some.
         keys = [f"{chr(ord('a') + i % 26)}-key-{i:05d}" for i in range(key_count)]
-        async with connect(cluster.masters, cluster=cluster.cluster) as kv:
+        async with connect(cluster.masters, cluster=cluster.cluster, credentials=cluster.credentials) as kv:
             with Progress(console=console) as progress:
                 expected = await _write_keys(kv, keys, progress, "put + append")
                 wrong = await _check_keys(kv, expected, progress, "read back")

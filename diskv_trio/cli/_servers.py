@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 from pathlib import Path
 
 import trio
 
+from diskv_trio import _metrics
 from diskv_trio._dirlock import DirectoryInUseError
 from diskv_trio._discovery import DEFAULT_CLUSTER_NAME
 from diskv_trio._private_files import restrict_umask
+from diskv_trio.kvproto import DEFAULT_SHARDING, SCHEMES, Sharding
 from diskv_trio.net import CREDENTIALS_ENV, Credentials, CredentialsError, Role, load_credentials
 from diskv_trio.rsm import IdentityMismatchError, NodeSettings, ReplicaNode
 
 from ._common import (
     EXIT_OK,
+    EXIT_USAGE,
     CommandError,
+    add_logging_arguments,
     address_list,
     configure_logging,
     first_leaf,
@@ -51,7 +56,38 @@ def add_common_server_arguments(parser: argparse.ArgumentParser) -> None:
         help="run without credentials: anyone who can connect may act as a peer or operator",
     )
     parser.add_argument("--unreliable", action="store_true", help="fault injection: drop requests and replies")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--metrics-port", type=non_negative_int, metavar="PORT",
+        help="serve Prometheus metrics over HTTP on this port (0: any free port; the log says which)",
+    )
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics listen on (default: 127.0.0.1)")
+    add_logging_arguments(parser)
+    parser.add_argument(
+        "--log-file", type=Path, help="log here instead of stderr, rotated past 16 MiB (3 old files kept)"
+    )
+
+
+def add_sharding_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--shards` and `--shard-scheme`: how keys map to shards, fixed at a cluster's creation."""
+    parser.add_argument(
+        "--shards",
+        type=positive_int,
+        default=DEFAULT_SHARDING.count,
+        help=f"shards of a new cluster (default: {DEFAULT_SHARDING.count}); fixed by its first join",
+    )
+    parser.add_argument(
+        "--shard-scheme",
+        choices=SCHEMES,
+        default=DEFAULT_SHARDING.scheme,
+        help="crc32c of the key (default), or first-char (the course's mapping, for its tests)",
+    )
+
+
+def sharding_or_exit(args: argparse.Namespace) -> Sharding:
+    try:
+        return Sharding(args.shards, args.shard_scheme)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,6 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run one replica of the configuration service until SIGTERM or Ctrl-C.",
     )
     add_common_server_arguments(sm)
+    add_sharding_arguments(sm)
     sm.set_defaults(handler=run_shardmaster)
 
     kv = subparsers.add_parser(
@@ -109,15 +146,20 @@ def _server_credentials(args: argparse.Namespace) -> Credentials | None:
         raise CommandError(f"credentials: {exc}", 2) from None
 
 
-def _run_node(node: ReplicaNode, verbose: bool) -> int:
-    configure_logging(verbose)
+def _run_node(node: ReplicaNode, args: argparse.Namespace) -> int:
     restrict_umask()
+    configure_logging(args, log_file=args.log_file)
     settings = node.settings
     log.info(
         "%s starting at %s, data in %s", settings.node_id, settings.peers[settings.me], settings.directory
     )
     try:
-        trio.run(run_until_signalled, node.run)
+        with contextlib.ExitStack() as stack:
+            if args.metrics_port is not None:
+                _metrics.watch_node(node)
+                port = stack.enter_context(_metrics.serve_metrics(args.metrics_port, args.metrics_host))
+                log.info("%s metrics at http://%s:%d/metrics", settings.node_id, args.metrics_host, port)
+            trio.run(run_until_signalled, node.run)
     except BaseException as raised:  # noqa: BLE001 - start-up failures become one line
         exc = first_leaf(raised)
         if isinstance(exc, IdentityMismatchError | DirectoryInUseError):
@@ -134,10 +176,11 @@ def _run_node(node: ReplicaNode, verbose: bool) -> int:
 def run_shardmaster(args: argparse.Namespace) -> int:
     from diskv_trio.shardmaster import shardmaster_node
 
-    return _run_node(shardmaster_node(_settings(args, "shardmaster", 0)), args.verbose)
+    sharding = sharding_or_exit(args)  # carried by this replica's joins; the first fixes it
+    return _run_node(shardmaster_node(_settings(args, "shardmaster", 0), sharding), args)
 
 
 def run_shardkv(args: argparse.Namespace) -> int:
     from diskv_trio.shardkv import shardkv_node
 
-    return _run_node(shardkv_node(_settings(args, "shardkv", args.gid), args.masters), args.verbose)
+    return _run_node(shardkv_node(_settings(args, "shardkv", args.gid), args.masters), args)

@@ -37,13 +37,13 @@ from diskv_trio._private_files import (
     make_private_directory,
     private_shared_directory,
 )
+from diskv_trio.kvproto import DEFAULT_SHARDING, Sharding
 from diskv_trio.net import (
     Credentials,
     Identity,
+    NetError,
     Role,
     RpcPool,
-    RpcRemoteError,
-    RpcUnavailable,
     create_credentials,
     open_rpc_pool,
 )
@@ -89,11 +89,21 @@ class ServerSpec:
     unreliable: bool = False
     process: trio.Process | None = None
     starts: int = 0
+    extra_arguments: tuple[str, ...] = ()
+    metrics_port: int | None = None
+
+    @property
+    def stderr_path(self) -> Path:
+        """Where the process's own output goes: start-up failures and crashes (small)."""
+        return self.log_path.with_suffix(".stderr")
 
     def argv(
         self, masters: Sequence[str], cluster: str, bootstrap: bool, credentials_dir: Path
     ) -> list[str]:
         args = [
+            *self.extra_arguments,
+            "--log-file",
+            str(self.log_path),
             "--credentials",
             str(credentials_dir),
             "--me",
@@ -107,6 +117,8 @@ class ServerSpec:
         ]
         if bootstrap:
             args.append("--bootstrap")
+        if self.metrics_port is not None:
+            args += ["--metrics-port", str(self.metrics_port)]
         if self.unreliable:
             args.append("--unreliable")
         if self.role == "shardmaster":
@@ -152,6 +164,9 @@ class LocalCluster:
         masters: int = 3,
         cluster: str = DEFAULT_CLUSTER_NAME,
         unreliable: bool = False,
+        server_arguments: Sequence[str] = (),
+        sharding: Sharding = DEFAULT_SHARDING,
+        metrics_port_base: int | None = None,
     ) -> None:
         if groups < 0 or replicas < 1 or masters < 1:
             raise ValueError("need at least one shardmaster and one replica per group")
@@ -160,6 +175,11 @@ class LocalCluster:
         self.credentials: Credentials | None = None
         self.cluster = cluster
         self.socket_dir = _socket_dir(self.data_dir)
+        self.server_arguments = tuple(server_arguments)
+        self.sharding = sharding
+        """The shard count and scheme the shardmasters give the cluster at its first join."""
+        self.metrics_port_base = metrics_port_base
+        """Server i (in start order: masters, then groups) serves metrics on this + i."""
         self.servers: dict[str, ServerSpec] = {}
         self.gids: list[int] = []
         master_addresses = [self._address(f"m{i}") for i in range(masters)]
@@ -186,7 +206,14 @@ class LocalCluster:
             peers=peers,
             log_path=self.data_dir / "logs" / f"{name}.log",
             unreliable=unreliable,
+            extra_arguments=self.server_arguments + self._role_arguments(role),
+            metrics_port=None if self.metrics_port_base is None else self.metrics_port_base + len(self.servers),
         )
+
+    def _role_arguments(self, role: str) -> tuple[str, ...]:
+        if role != "shardmaster":
+            return ()
+        return ("--shards", str(self.sharding.count), "--shard-scheme", self.sharding.scheme)
 
     def add_group(self, gid: int, replicas: int, *, unreliable: bool = False) -> list[str]:
         """Describe (not start) a new replica group; return its server names."""
@@ -225,6 +252,7 @@ class LocalCluster:
                     "address": s.address,
                     "dir": str(s.directory),
                     "log": str(s.log_path),
+                    "metrics": None if s.metrics_port is None else f"http://127.0.0.1:{s.metrics_port}/metrics",
                     "pid": s.process.pid if s.process is not None and s.process.returncode is None else None,
                 }
                 for s in self.servers.values()
@@ -259,7 +287,7 @@ class LocalCluster:
         )
         make_private_directory(spec.directory)
         argv = spec.argv(self.masters, self.cluster, first_start, self.credentials_dir)
-        spec.process = await start_process(argv, spec.log_path)
+        spec.process = await start_process(argv, spec.stderr_path)
         spec.starts += 1
         if wait:
             await self.wait_answering(name)
@@ -270,12 +298,12 @@ class LocalCluster:
         with trio.move_on_after(READY_TIMEOUT_S):
             while True:
                 if spec.process is None or spec.process.returncode is not None:
-                    tail = _tail(spec.log_path)
+                    tail = _tail(spec.stderr_path) + "\n" + _tail(spec.log_path)
                     raise ClusterError(f"{name} exited during start-up; its log ends:\n{tail}")
                 try:
                     await self.pool.call(spec.address, "rsm.status", {}, deadline_s=0.5)
                     return
-                except (RpcUnavailable, RpcRemoteError):
+                except NetError:
                     await trio.sleep(READY_POLL_S)
         raise ClusterError(f"{name} did not answer within {READY_TIMEOUT_S:g} s")
 

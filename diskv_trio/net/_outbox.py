@@ -9,6 +9,7 @@ it too.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 
 import trio
@@ -21,8 +22,11 @@ class OutboxOverflow(Exception):
 
 
 class Outbox:
-    def __init__(self, bytes_max: int) -> None:
+    def __init__(self, bytes_max: int, on_overflow: Callable[[], None]) -> None:
+        """`on_overflow` is called once the bound is passed: it must end the connection
+        (the writer may be blocked in a send that the caller never lets finish)."""
         self._bytes_max = bytes_max
+        self._on_overflow = on_overflow
         self._frames: deque[bytes] = deque()
         self._bytes = 0
         self._closed = False
@@ -45,6 +49,7 @@ class Outbox:
         if self._bytes + len(frame) > self._bytes_max:
             self._overflowed = True
             self.close()
+            self._on_overflow()
             raise OutboxOverflow(f"over {self._bytes_max} reply bytes queued")
         self._frames.append(frame)
         self._bytes += len(frame)

@@ -50,6 +50,7 @@ from ._limits import (
 )
 from ._protocol import (
     CODE_AUTH,
+    CODE_BUSY,
     CODE_CLUSTER,
     CODE_UNAVAILABLE,
     ConnectionError_,
@@ -152,8 +153,8 @@ class RpcPool:
             RpcUnavailable: no connection, connection broken, request dropped or reply lost,
                 peer cut, server deaf, or backing off after a recent failure.
             RpcRemoteError: the server answered with a typed error.
-            HandshakeError: the server refused our hello (version, auth, cluster, busy), or
-                could not prove it holds our role's key.
+            HandshakeError: the server refused our hello (version, auth, cluster), or could
+                not prove it holds our role's key. A busy server is `RpcUnavailable`.
             ValueError: a bad address, or args too large for one frame.
         """
         key, parsed = self._resolve(address)
@@ -232,8 +233,14 @@ class RpcPool:
                     stream = await open_stream(address)
                     connection.remote = await self._hello(stream, decoder)
             except HandshakeError as exc:
-                logger.warning("hello to %s refused: %s", key, exc)
                 code, text = exc.code, exc.message
+                if code == CODE_BUSY:
+                    # A full server is a transient condition, like a refused connect: the
+                    # caller tries another server or retries, never treats it as fatal.
+                    busy = f"{key} is busy: {text}"
+                    self._connection_failed(key, connection, _unavailable(busy), established=False)
+                    return
+                logger.warning("hello to %s refused: %s", key, exc)
                 self._connection_failed(
                     key, connection, lambda: HandshakeError(code, text), established=False
                 )

@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from diskv_trio import _metrics
 from diskv_trio._ratelog import RateLimitedLog
 
 from ._address import TcpAddress, UnixAddress, parse_address
@@ -195,6 +196,7 @@ class RpcServer:
             await self._turn_away(stream, "too many connections")
             return
         self._connections_open += 1
+        _metrics.CONNECTIONS_OPEN.inc()
         peer = "unknown caller"
         client_slot = False
         try:
@@ -206,6 +208,7 @@ class RpcServer:
             finally:
                 self._unauthenticated -= 1
             if caller is None:
+                _metrics.CONNECTIONS_REFUSED.labels("handshake").inc()
                 return
             peer = f"{caller.role}/{caller.node_id!r}"
             if caller.role != Role.PEER:
@@ -221,12 +224,14 @@ class RpcServer:
             logger.error("connection from %s failed: %s", peer, describe_exception(exc))
         finally:
             self._connections_open -= 1
+            _metrics.CONNECTIONS_OPEN.dec()
             if client_slot:
                 self._clients -= 1
             await trio.aclose_forcefully(stream)
 
     async def _turn_away(self, stream: trio.SocketStream, reason: str) -> None:
         self._connections_refused += 1
+        _metrics.CONNECTIONS_REFUSED.labels(reason).inc()
         self._refusals.warning("connection refused: %s", reason)
         with contextlib.suppress(*TRANSPORT_ERRORS), trio.move_on_after(1.0):
             await stream.send_all(encode_frame(refusal_message(CODE_BUSY, reason)))
@@ -239,9 +244,18 @@ class RpcServer:
             if is_peer
             else FrameDecoder(CLIENT_FRAME_BYTES_MAX, items_max=CLIENT_FRAME_ITEMS_MAX)
         )
-        outbox = Outbox(OUTPUT_BYTES_MAX)
         limiter = trio.Semaphore(CALLS_IN_FLIGHT_MAX)
         async with trio.open_nursery() as connection:
+
+            def overflowed() -> None:
+                self._refusals.warning(
+                    "closing connection from %s: over %d reply bytes it does not read",
+                    peer,
+                    OUTPUT_BYTES_MAX,
+                )
+                connection.cancel_scope.cancel()
+
+            outbox = Outbox(OUTPUT_BYTES_MAX, overflowed)
             connection.start_soon(self._write, stream, outbox, peer, connection.cancel_scope)
             async with outbox:
                 closing: str | None = None
@@ -261,6 +275,7 @@ class RpcServer:
                         # requests finish (as the course's server does), within a grace period.
                         requests.cancel_scope.deadline = trio.current_time() + CLOSE_GRACE_S
                 if closing is not None:
+                    _metrics.CONNECTIONS_REFUSED.labels("protocol").inc()
                     self._refusals.warning("closing connection from %s: %s", peer, closing)
                     frame = encode_frame(error_message(None, CODE_PROTOCOL, closing))
                     with contextlib.suppress(OutboxOverflow, trio.ClosedResourceError):
@@ -277,6 +292,7 @@ class RpcServer:
             logger.debug("connection to %s broken while writing: %s", peer, exc)
             scope.cancel()
         except trio.TooSlowError:
+            _metrics.CONNECTIONS_REFUSED.labels("slow reader").inc()
             self._refusals.warning("closing connection from %s: it does not read its replies", peer)
             scope.cancel()
 

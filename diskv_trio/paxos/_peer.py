@@ -6,6 +6,11 @@ order of the state changes. A reply to a request leaves only after `storage.sync
 core asked for it; outgoing messages go through one flusher task that syncs (once for all
 that queued up) before sending anything that needs it. `core.advance()` runs after that.
 
+A request a peer sends is checked here (decoded, its method and sender bound to the
+authenticated connection, its instance bounded) and refused with `PaxosProtocolError`
+before it changes or journals anything; the server's wiring turns that into the caller's
+typed error. A call this peer makes that fails in any way is `PaxosUnreachable` to the core.
+
 How the application learns instances it missed (after a restart or a disk loss): for every
 instance it needs and does not know, `start(seq, noop)` then `await wait_decided(seq)`.
 An instance already decided elsewhere is learned from the first acceptor that answers with
@@ -20,22 +25,14 @@ import logging
 import math
 import random
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
-import cbor2
 import trio
 from trio_util import AsyncValue
 
 from . import _limits
-from ._core import (
-    Envelope,
-    Fate,
-    PaxosCore,
-    PaxosRestoredState,
-    Ready,
-    restore_state,
-)
+from ._core import PaxosCore
 from ._errors import PaxosForgotten, PaxosProtocolError, PaxosStorageError, PaxosUnreachable
 from ._messages import (
     METHOD_BY_KIND,
@@ -46,76 +43,15 @@ from ._messages import (
     from_wire,
     method_for,
 )
+from ._ready import Envelope, Fate, Ready
+from ._records import PaxosRecord, PaxosRestoredState, restore_state
 from ._sender import SenderCheck
+from ._storage import PaxosStorage, PaxosTransport, normalize_value
 
 logger = logging.getLogger("diskv.paxos")
 
 Handler = Callable[[dict[str, Any], Any], Awaitable[dict[str, Any]]]
-
-
-class PaxosStorage(Protocol):
-    """The server's journal, seen narrowly."""
-
-    def append(self, record: dict[str, Any]) -> None:
-        """Append a CBOR-able map, in order with the application's records."""
-
-    async def sync(self) -> None:
-        """Return once everything appended so far is durable."""
-
-
-class PaxosTransport(Protocol):
-    """Calls to the other peers of the group."""
-
-    async def call(
-        self, peer: int, method: str, args: dict[str, Any], *, deadline_s: float
-    ) -> dict[str, Any]:
-        """Call `method` on peer `peer`.
-
-        Raises:
-            PaxosUnreachable (or net.RpcUnavailable): the call failed or its reply was lost.
-        """
-        ...
-
-
-class MemoryStorage:
-    """In-memory twin of the journal: `records` holds everything appended, `synced` the count
-    made durable (what a crash would keep)."""
-
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-        self.synced = 0
-        self.sync_count = 0
-
-    def append(self, record: dict[str, Any]) -> None:
-        self.records.append(cbor2.loads(cbor2.dumps(record)))
-
-    async def sync(self) -> None:
-        await trio.lowlevel.checkpoint()
-        if self.synced < len(self.records):
-            self.sync_count += 1
-            self.synced = len(self.records)
-
-
-def _is_transport_failure(exc: BaseException) -> bool:
-    if isinstance(exc, PaxosUnreachable | PaxosProtocolError | trio.TooSlowError):
-        return True
-    try:
-        from diskv_trio.net import HandshakeError, RpcRemoteError, RpcUnavailable
-    except ImportError:  # pragma: no cover - the net package is part of this project
-        return False
-    return isinstance(exc, RpcUnavailable | RpcRemoteError | HandshakeError)
-
-
-def normalize_value(value: Any) -> Any:
-    """The value as every other peer will see it after the wire (tuples become lists...).
-
-    Raises:
-        TypeError: the value cannot be encoded as CBOR.
-    """
-    try:
-        return cbor2.loads(cbor2.dumps(value))
-    except cbor2.CBOREncodeError as exc:
-        raise TypeError(f"Paxos values must be CBOR-encodable: {exc}") from exc
+"""A "paxos.*" method: (arguments, the net layer's call context) -> the reply's map."""
 
 
 class PaxosPeer:
@@ -183,10 +119,12 @@ class PaxosPeer:
 
     @staticmethod
     def restore(
-        snapshot_state: dict[str, Any] | None, records: Iterable[dict[str, Any]]
+        snapshot_state: Mapping[str, Any] | None,
+        records: Iterable[PaxosRecord | Mapping[str, Any]],
     ) -> PaxosRestoredState:
         """Rebuild the state from `snapshot_state()` and the records journalled after it, in
-        order. Records that are not Paxos records are skipped.
+        order: their wire maps as the journal replays them (or typed records). Maps that are
+        not Paxos records are skipped.
 
         Raises:
             PaxosProtocolError: a malformed snapshot or record.
@@ -377,9 +315,7 @@ class PaxosPeer:
                 deadline_s=_limits.rpc_deadline_s,
             )
             decoded = from_wire(wire, expect=REPLY_TYPES)
-        except Exception as exc:
-            if not _is_transport_failure(exc):
-                raise
+        except (PaxosUnreachable, PaxosProtocolError, trio.TooSlowError):
             self._apply(self._core.on_unreachable(envelope, now()))
             return
         assert isinstance(decoded, REPLY_TYPES)
@@ -418,34 +354,18 @@ class PaxosPeer:
     async def _handle(self, args: dict[str, Any], context: Any) -> dict[str, Any]:
         """One "paxos.*" request from a peer: reply only once its records are durable.
 
-        A request that does not parse, comes from anyone but the peer it names, or names an
-        instance too far ahead is refused with ``paxos.bad_request`` before it changes or
-        journals anything.
+        Raises:
+            PaxosProtocolError: the request does not parse, was sent under another method,
+                comes from anyone but the peer it names, or names an instance too far ahead;
+                nothing was changed or journalled.
         """
-        try:
-            msg = from_wire(args, expect=REQUEST_TYPES)
-        except PaxosProtocolError as exc:
-            from diskv_trio.net import ApplicationError
-
-            raise ApplicationError("paxos.bad_request", str(exc)) from exc
+        msg = from_wire(args, expect=REQUEST_TYPES)
         request: Request = msg  # type: ignore[assignment]
         method = getattr(context, "method", None)
         if method is not None and method != method_for(request):
-            from diskv_trio.net import ApplicationError
-
-            raise ApplicationError("paxos.bad_request", f"{request.KIND} sent as {method}")
-        try:
-            self._senders.check(request, context)
-        except PaxosProtocolError as exc:
-            from diskv_trio.net import ApplicationError
-
-            raise ApplicationError("paxos.bad_request", str(exc)) from exc
-        try:
-            ready = self._core.on_request(request, trio.current_time())
-        except PaxosProtocolError as exc:
-            from diskv_trio.net import ApplicationError
-
-            raise ApplicationError("paxos.bad_request", str(exc)) from exc
+            raise PaxosProtocolError(f"{request.KIND} sent as {method}")
+        self._senders.check(request, context)
+        ready = self._core.on_request(request, trio.current_time())
         self._apply_no_queue(ready)
         if ready.must_sync:
             await self._sync()

@@ -23,116 +23,25 @@ import dataclasses
 import heapq
 import itertools
 import random
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
-import cbor2
-
-from ._core import (
-    Envelope,
-    Fate,
-    PaxosCore,
-    Ready,
-    restore_state,
+from . import _sim_faults
+from ._core import PaxosCore
+from ._messages import from_wire
+from ._ready import Fate, Ready
+from ._records import PaxosRecord, restore_state
+from ._sim_world import (
+    TICK_S,
+    Packet,
+    PacketFilter,
+    SimDisk,
+    SimParams,
+    SimPeer,
+    SimulationFailure,
+    random_params,
+    replay_command,
 )
-from ._messages import Reply, from_wire
-
-TICK_S = 0.01  # simulated seconds per tick
-
-
-class SimulationFailure(AssertionError):
-    """A checker failed; the message names the seed and parameters to replay it."""
-
-
-@dataclass(slots=True)
-class SimParams:
-    """One simulation run's shape. `random_params(seed)` draws them from the seed."""
-
-    peer_count: int = 3
-    loss: float = 0.05  # probability a message is lost
-    duplicate: float = 0.02  # probability a message is delivered twice
-    delay_ticks_max: int = 4  # delivery delay is 1..this many ticks (so messages reorder)
-    fault_ticks: int = 1500  # length of the fault phase
-    liveness_ticks_max: int = 1500  # bound for recovery + agreement after healing
-    start_rate: float = 0.08  # per tick: the application starts an instance somewhere
-    done_rate: float = 0.02  # per tick: some peer calls done() on an instance it decided
-    crash_rate: float = 0.004  # per tick: a peer crashes (disk kept, unsynced records lost)
-    wipe_rate: float = 0.002  # per tick: a peer loses its disk
-    partition_rate: float = 0.006  # per tick: the network splits at random
-    heal_rate: float = 0.01  # per tick: the partition heals
-    snapshot_rate: float = 0.01  # per tick: a peer snapshots its journal
-    flush_rate: float = 0.05  # per tick: a peer's disk writes back unsynced records
-    down_ticks_max: int = 150  # a crashed peer restarts after 1..this many ticks
-
-
-def random_params(seed: int) -> SimParams:
-    rng = random.Random(seed ^ 0x5EED)
-    return SimParams(
-        peer_count=rng.choice([3, 3, 5]),
-        loss=rng.choice([0.0, 0.05, 0.2, 0.35]),
-        duplicate=rng.choice([0.0, 0.02, 0.1]),
-        delay_ticks_max=rng.choice([1, 3, 8]),
-        crash_rate=rng.choice([0.0, 0.003, 0.01]),
-        wipe_rate=rng.choice([0.0, 0.002, 0.006]),
-        partition_rate=rng.choice([0.0, 0.005, 0.02]),
-    )
-
-
-@dataclass(slots=True)
-class SimDisk:
-    """A journal with a snapshot; records after the last sync are lost in a crash."""
-
-    snapshot: dict[str, Any] | None = None
-    durable: list[dict[str, Any]] = field(default_factory=list)
-    unsynced: list[dict[str, Any]] = field(default_factory=list)
-
-    def append(self, records: Iterable[dict[str, Any]]) -> None:
-        # Encode now, as a real journal does: later changes to the objects cannot leak in.
-        self.unsynced.extend(cbor2.loads(cbor2.dumps(r)) for r in records)
-
-    def sync(self) -> None:
-        self.durable.extend(self.unsynced)
-        self.unsynced.clear()
-
-    def crash(self) -> None:
-        self.unsynced.clear()
-
-    def take_snapshot(self, state: dict[str, Any]) -> None:
-        self.sync()
-        self.snapshot = cbor2.loads(cbor2.dumps(state))
-        self.durable.clear()
-
-
-@dataclass(slots=True)
-class SimPeer:
-    index: int
-    core: PaxosCore
-    disk: SimDisk
-    boot: int
-    alive: bool = True
-    restart_at: int | None = None
-    fresh: bool = False  # lost its disk: boots the core it already has, recovering
-
-
-@dataclass(slots=True)
-class Packet:
-    """A request on its way to `envelope.dst`, or (when `reply` is set) its reply coming back."""
-
-    src: int
-    dst: int
-    envelope: Envelope
-    sender: int  # the peer that sent the request
-    sender_boot: int
-    reply: Reply | None = None
-    held: bool = False
-
-    @property
-    def kind(self) -> str:
-        return self.reply.KIND if self.reply is not None else self.envelope.msg.KIND
-
-
-PacketFilter = Callable[[Packet], bool]
 
 
 class Simulation:
@@ -156,6 +65,8 @@ class Simulation:
         self.decisions: dict[int, Any] = {}
         self.started: dict[int, int] = {}  # seq -> tick first started
         self.trace: list[str] = []
+        # Every journal write: (peer, records, must_sync), for transcripts to print.
+        self.journal_log: list[tuple[int, list[PaxosRecord], bool]] = []
         self._boots = itertools.count(1)
         self._order = itertools.count()
         self._queue: list[tuple[int, int, Packet]] = []
@@ -223,60 +134,9 @@ class Simulation:
             self.step()
 
     def heal_and_check_liveness(self) -> None:
-        """Heal everything, restart every peer, and require recovery and agreement in time.
-
-        Every recovering peer must vote again and learn up to its floor. Then, for half the
-        seeds, one peer is stopped for good: the rest (a majority of intact peers) must
-        still decide every instance ever started.
-        """
-        self.params.loss = 0.0
-        self.params.duplicate = 0.0
-        self._groups = None
-        for packet in self.packets():
-            packet.held = False
-        for peer in self.peers:
-            if not peer.alive:
-                self.bring_up(peer.index)
-        deadline = self.tick_count + self.params.liveness_ticks_max
-        while not all(p.core.voting for p in self.peers):
-            if self.tick_count >= deadline:
-                raise SimulationFailure(
-                    "recovering peers did not become voting after healing: "
-                    + str([p.core.statistics() for p in self.peers])
-                )
-            self.step()
-        while not all(self._caught_up(p) for p in self.peers):
-            if (deadline - self.tick_count) % 100 == 0:  # the application retries
-                for peer in self.peers:
-                    self._app_catch_up(peer)
-            if self.tick_count >= deadline:
-                raise SimulationFailure(
-                    "recovered peers did not learn up to their floor after healing: "
-                    + str([p.core.statistics() for p in self.peers])
-                )
-            self.step()
-        if self.rng.random() < 0.5:
-            self.crash(self.rng.randrange(len(self.peers)))  # and it stays down
-        live = [peer for peer in self.peers if peer.alive]
-        top = max([*self.started, *self.decisions, -1])
-        for peer in live:
-            for seq in range(peer.core.min(), top + 1):
-                self.start(peer.index, seq, ["noop", peer.index])
-        while True:
-            missing = [
-                (peer.index, seq)
-                for peer in live
-                for seq in range(peer.core.min(), top + 1)
-                if peer.core.status(seq)[0] is Fate.PENDING
-            ]
-            if not missing:
-                return
-            if self.tick_count >= deadline:
-                raise SimulationFailure(
-                    f"not decided {self.params.liveness_ticks_max} ticks after healing: "
-                    f"(peer, seq) {missing[:10]}; {[p.core.statistics() for p in self.peers]}"
-                )
-            self.step()
+        """Heal everything, restart every peer, and require recovery and agreement in time
+        (see `_sim_faults.heal_and_check_liveness`)."""
+        _sim_faults.heal_and_check_liveness(self)
 
     # ---- actions (used by scripted tests too) ---------------------------------------------
 
@@ -475,6 +335,8 @@ class Simulation:
     def _process(self, peer: SimPeer, ready: Ready) -> None:
         """The driver's duties: journal, sync if asked, check decisions, send."""
         peer.disk.append(ready.records)
+        if ready.records or ready.must_sync:
+            self.journal_log.append((peer.index, list(ready.records), ready.must_sync))
         if ready.must_sync:
             peer.disk.sync()
         elif not self.manual and self.rng.random() < self.params.flush_rate:
@@ -534,44 +396,15 @@ class Simulation:
         self.decisions.setdefault(seq, value)
 
     def _random_events(self) -> None:
-        rng = self.rng
-        p = self.params
-        n = p.peer_count
-        alive = [peer.index for peer in self.peers if peer.alive]
-        if alive and rng.random() < p.start_rate:
-            top = max([*self.started, -1])
-            seq = rng.randint(max(0, top - 5), top + 3)
-            index = rng.choice(alive)
-            self.start(index, seq, [index, seq, rng.randint(0, 9)])
-        if alive and rng.random() < p.done_rate:
-            index = rng.choice(alive)
-            core = self.peers[index].core
-            decided = [
-                s for s in range(core.min(), core.max() + 1) if core.status(s)[0] is Fate.DECIDED
-            ]
-            if decided:
-                self.done(index, rng.choice(decided))
-        if alive and rng.random() < p.snapshot_rate:
-            self.snapshot(rng.choice(alive))
-        if alive and rng.random() < p.crash_rate:
-            self.crash(rng.choice(alive), restart_after=rng.randint(1, p.down_ticks_max))
-        if alive and rng.random() < p.wipe_rate:
-            index = rng.choice(alive)
-            # Losing more disks than this would be losing a majority's knowledge: a peer
-            # counts as lacking until it is voting and has learned every instance <= floor.
-            lacking = sum(
-                1 for peer in self.peers if peer.index != index and not self._caught_up(peer)
-            )
-            if lacking + 1 <= n - (n // 2 + 1):
-                self.wipe(index, restart_after=rng.randint(1, p.down_ticks_max))
-        if rng.random() < p.partition_rate:
-            self._groups = [rng.randrange(3) for _ in range(n)]
-        elif self._groups is not None and rng.random() < p.heal_rate:
-            self._groups = None
+        _sim_faults.random_events(self)
 
 
-def replay_command(seed: int) -> str:
-    return f"pytest tests/paxos/test_paxos_simulation.py --paxos-seed {seed}"
-
-
-__all__ = ["SimParams", "Simulation", "SimulationFailure", "random_params", "TICK_S"]
+__all__ = [
+    "TICK_S",
+    "Packet",
+    "SimParams",
+    "Simulation",
+    "SimulationFailure",
+    "random_params",
+    "replay_command",
+]

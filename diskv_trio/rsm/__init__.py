@@ -3,6 +3,7 @@
 from ._alarm import ALARM_NOSPACE, NOSPACE_RETRY_S
 from ._identity import IDENTITY_FILE_NAME, IdentityMismatchError, ServerIdentity
 from ._node import NodeSettings, NoSpaceError, NotServingError, ReplicaNode, open_directory
+from ._paxos_wiring import PaxosServer, open_paxos_server
 from ._rsm import ReplicatedStateMachine, ServerBusyError, StateMachine
 from ._storage import ServerStorage, StorageFormatError
 
@@ -14,6 +15,7 @@ __all__ = [
     "NoSpaceError",
     "NodeSettings",
     "NotServingError",
+    "PaxosServer",
     "ReplicaNode",
     "ReplicatedStateMachine",
     "ServerBusyError",
@@ -22,4 +24,5 @@ __all__ = [
     "StateMachine",
     "StorageFormatError",
     "open_directory",
+    "open_paxos_server",
 ]

@@ -36,14 +36,13 @@ from diskv_trio.net import (
     Faults,
     Handler,
     Identity,
+    NetError,
     Role,
     RpcPool,
-    RpcRemoteError,
     RpcServer,
-    RpcUnavailable,
     open_rpc_pool,
 )
-from diskv_trio.paxos import INSTANCE_AHEAD_MAX, PaxosPeer, PaxosUnreachable
+from diskv_trio.paxos import INSTANCE_AHEAD_MAX
 
 from ._alarm import NOSPACE_RETRY_S
 from ._identity import (
@@ -53,6 +52,7 @@ from ._identity import (
     write_atomically,
     write_identity,
 )
+from ._paxos_wiring import new_paxos_peer, paxos_handlers, restore_paxos
 from ._rsm import NOOP, ReplicatedStateMachine, StateMachine
 from ._state_transfer import StateTransferError, StateTransferSource, fetch_state
 from ._storage import ServerStorage
@@ -119,22 +119,6 @@ class NodeSettings:
     @property
     def identity(self) -> ServerIdentity:
         return ServerIdentity(self.cluster, self.role, self.group, self.me)
-
-
-class _PoolTransport:
-    """The Paxos transport over the node's RPC pool."""
-
-    def __init__(self, pool: RpcPool, peers: tuple[str, ...]) -> None:
-        self._pool = pool
-        self._peers = peers
-
-    async def call(
-        self, peer: int, method: str, args: dict[str, Any], *, deadline_s: float
-    ) -> dict[str, Any]:
-        try:
-            return await self._pool.call(self._peers[peer], method, args, deadline_s=deadline_s)
-        except RpcUnavailable as exc:
-            raise PaxosUnreachable(str(exc)) from exc
 
 
 def _move_aside(directory: Path, reason: str) -> Path | None:
@@ -252,7 +236,7 @@ class ReplicaNode:
             storage = ServerStorage(opened)
             self.storage = storage
             state = storage.loaded_state() or {}
-            restored = PaxosPeer.restore(state.get("paxos"), storage.paxos_records())
+            restored = restore_paxos(storage)
             machine = self._machine_factory(state.get("machine"))
             applied = int(state.get("applied", -1))
             identity = Identity(settings.cluster, Role.PEER, settings.node_id)
@@ -260,17 +244,14 @@ class ReplicaNode:
                 identity, credentials=settings.credentials, faults=self.faults
             ) as pool:
                 self.pool = pool
-                peer = PaxosPeer(
-                    peer_count=len(settings.peers),
-                    me=settings.me,
+                peer = new_paxos_peer(
                     storage=storage,
-                    transport=_PoolTransport(pool, settings.peers),
+                    pool=pool,
+                    addresses=settings.peers,
+                    me=settings.me,
+                    node_ids=[replace(settings, me=i).node_id for i in range(len(settings.peers))],
                     restored=restored,
                     recovering=disk_lost,
-                    peer_ids=tuple(
-                        replace(settings, me=i).node_id
-                        for i in range(len(settings.peers))
-                    ),
                 )
                 rsm = ReplicatedStateMachine(
                     peer=peer, machine=machine, applied=applied, storage=storage
@@ -279,7 +260,7 @@ class ReplicaNode:
                 server = RpcServer(
                     settings.peers[settings.me],
                     identity,
-                    {**peer.handlers(), "rsm.fetch_state": self._handle_fetch_state},
+                    {**paxos_handlers(peer), "rsm.fetch_state": self._handle_fetch_state},
                     roles=PEERS,
                     credentials=settings.credentials,
                     faults=self.faults,
@@ -360,7 +341,7 @@ class ReplicaNode:
         async def ask(address: str) -> None:
             try:
                 reply = await pool.call(address, "rsm.status", {}, deadline_s=deadline_s)
-            except (RpcUnavailable, RpcRemoteError):
+            except NetError:  # any failure to ask (busy, refused, broken) just leaves it out
                 return
             value = reply.get("applied")
             # A peer's figure is believed only within the bound Paxos itself accepts.
@@ -411,7 +392,7 @@ class ReplicaNode:
                     break
                 try:
                     state = await fetch_state(pool, address)
-                except (RpcUnavailable, RpcRemoteError, StateTransferError) as exc:
+                except (NetError, StateTransferError) as exc:
                     log.warning("state transfer from %s failed: %s", address, exc)
                     continue
                 if state["applied"] < at_least or "machine" not in state:

@@ -21,8 +21,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import cbor2
+import trio
 
+from diskv_trio import _metrics
 from diskv_trio.net import WIRE_DEPTH_MAX
+from diskv_trio.paxos import PaxosRecord
 from journal import GroupCommit, Journal, JournalNoSpaceError
 
 from ._alarm import NoSpaceAlarm
@@ -100,9 +103,13 @@ class ServerStorage:
             if "px" in record:
                 yield record["px"]
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Add a Paxos record; durable once a later `sync()` returns."""
-        self._journal.append(cbor2.dumps({"px": record}))
+    def append(self, record: PaxosRecord) -> None:
+        """Add a Paxos record as ``{"px": record.to_wire()}``; durable once a later `sync()`
+        returns."""
+        payload = cbor2.dumps({"px": record.to_wire()})
+        self._journal.append(payload)
+        _metrics.JOURNAL_APPENDS.inc()
+        _metrics.JOURNAL_APPEND_BYTES.inc(len(payload))
 
     async def sync(self) -> None:
         """Return once everything appended so far is durable (shared fdatasync).
@@ -110,6 +117,7 @@ class ServerStorage:
         On a full disk this waits (the alarm raised) until a retry succeeds: never raises
         for lack of space, and never returns before the records are durable.
         """
+        started, syncs_before = trio.current_time(), self._group_commit.sync_count
         while True:
             try:
                 await self._group_commit.sync()
@@ -118,7 +126,14 @@ class ServerStorage:
                 await self.alarm.wait_retry_turn()
                 continue
             self.alarm.clear("journal")
+            _metrics.JOURNAL_SYNCS.inc(self._group_commit.sync_count - syncs_before)
+            _metrics.JOURNAL_SYNC_SECONDS.observe(trio.current_time() - started)
             return
+
+    @property
+    def sync_count(self) -> int:
+        """Journal syncs run so far; one covers every caller waiting then (group commit)."""
+        return self._group_commit.sync_count
 
     def should_compact(self, *, idle: bool) -> bool:
         return self._journal.should_compact(idle=idle)
@@ -131,6 +146,7 @@ class ServerStorage:
         """
         upto_lsn = self._journal.last_lsn
         data = cbor2.dumps({"v": SNAPSHOT_FORMAT_VERSION} | state)
+        started = trio.current_time()
         try:
             await self._group_commit.snapshot(data, upto_lsn)
         except JournalNoSpaceError as exc:
@@ -138,6 +154,8 @@ class ServerStorage:
             raise
         self.alarm.clear("snapshot")
         self.snapshots_written += 1
+        _metrics.SNAPSHOT_BYTES.observe(len(data))
+        _metrics.SNAPSHOT_SECONDS.observe(trio.current_time() - started)
 
     @property
     def snapshot_failed(self) -> bool:

@@ -1,15 +1,13 @@
 """Shardkv: the replicated key/value state of one replica group and its server.
 
-The sans-I/O core is `ShardKVState` (with `key_to_shard`); `shardkv_node` builds the Trio
-server around it and is imported on first use, so that clients, which need only
-`key_to_shard`, do not load the Paxos and journal stack.
+The sans-I/O core is `ShardKVState`; `shardkv_node` builds the Trio server around it. Clients
+never import this package: what they share with it is in `diskv_trio.kvproto`.
 """
 
-from typing import TYPE_CHECKING, Any
-
-from ._keys import key_to_shard
+from ._server import shardkv_node
 from ._state import (
     ERR_BAD_OP,
+    ERR_NO_KEY,
     ERR_NOT_READY,
     ERR_STALE,
     ERR_WRONG_GROUP,
@@ -19,26 +17,15 @@ from ._state import (
     ShardPull,
 )
 
-if TYPE_CHECKING:
-    from ._server import shardkv_node
-
 __all__ = [
     "ERR_BAD_OP",
     "ERR_NOT_READY",
+    "ERR_NO_KEY",
     "ERR_STALE",
     "ERR_WRONG_GROUP",
     "OK",
     "ShardDrop",
     "ShardKVState",
     "ShardPull",
-    "key_to_shard",
     "shardkv_node",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "shardkv_node":
-        from ._server import shardkv_node
-
-        return shardkv_node
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,43 +4,29 @@ Every replica of group `gid` applies the same ops in the same (Paxos log) order,
 the same state and give the same replies; nothing here reads a clock, a file or a socket.
 Rules:
 
-- **Ownership by log position.** A client op on a key is served only if the key's shard is
-  owned by `gid` in the current config and is present (not `waiting`); otherwise it gets
-  ``ErrWrongGroup``. What "current" means is decided by the reconfig ops before it in the log.
-- **At-most-once.** Each present shard has a duplicate table, client id -> highest sequence
-  number of a put/append applied to that shard. A put/append with ``seq <= table[client]``
-  is answered OK without being applied again. A get is always executed and never recorded:
-  no reply value is ever stored, so each value is held once.
+- **Ownership by log position.** A client op on a key is served only if the key's shard
+  (`Config.shard_of`, the cluster's `Sharding`) is owned by `gid` in the current config and
+  is present (not `waiting`); otherwise it gets ``ErrWrongGroup``.
+- **At-most-once.** Each present shard has a duplicate table (`_tables`): client id -> its
+  last write applied to that shard and that write's result. A write with ``seq`` equal to
+  the table's is answered with the stored result without being applied again; an older one
+  (a stale retry nobody waits for) changes nothing either. A get is never recorded.
+- **Values.** A get of an absent key answers ``ErrNoKey``; an empty value is ``b""``. A
+  delete answers whether the key existed; a compare-and-set writes only if the value is the
+  expected one (or the key is absent, for an expected None) and answers whether it wrote.
 - **One reconfig at a time, in order.** ``reconfig`` to config ``n + 1`` applies only while
-  at config ``n`` with nothing `waiting`. Then: a shard lost moves (not copied) into the
-  handoff store under ``(n, shard)``; a shard gained from gid 0 starts empty; a shard gained
-  from another group goes into `waiting` until an ``install`` brings its data.
-- **Handoff.** Handoff ``(n, shard)`` is the shard exactly as it stood when this group moved
-  past config ``n``; no op can change it afterwards, so every replica that applied the
-  reconfig holds the same bytes and may serve a pull from local state (`handoff`).
-- **Install** (config ``n`` = current, shard waiting) stores the pulled data and merges the
-  pulled duplicate table (max seq per client), so an op applied at the old owner is not
-  applied again here. It records a pending drop for the old owner.
-- **Drop.** ``drop (n, shard)`` deletes handoff ``(n, shard)``: the new owner has it.
-  Idempotent; the new owner sends it only after installing.
-- **Pending drops, driven by idempotent retries.** For each `pending_drops()` entry the
-  server asks the old group (servers listed in the entry) to drop ``(config_num, shard)``;
-  the old group proposes ``drop`` and answers once it is applied (a retry after that is a
-  no-op there). On an OK answer the server proposes ``dropped_ack (config_num, shard)``,
-  which removes the entry; a lost answer or a crash only means one more harmless retry.
-- A bad op (not a map, unknown op, wrong field types, a key outside its shard) gets
-  ``ErrBadOp`` and changes nothing; `apply` never raises on input.
-
-Replies (``"err"`` is always present):
-
-================  =============================================================
-``OK``            applied (get also has ``"value"``, "" for a missing key)
-``ErrWrongGroup`` client op on a shard not owned or still waiting
-``ErrStale``      reconfig/install already done or for a config already passed
-``ErrNotReady``   reconfig for a config beyond the next, or shards still waiting;
-                  install for a config not reached yet
-``ErrBadOp``      malformed op (``"message"`` says why)
-================  =============================================================
+  at config ``n`` with nothing `waiting`. A shard lost moves into the handoff store under
+  ``(n, shard)``; a shard gained from gid 0 starts empty; one gained from another group waits
+  for an ``install``. The sharding never changes after config 0 (which has no owner).
+- **Handoff.** Handoff ``(n, shard)`` is the shard as it stood when this group moved past
+  config ``n``; every replica that applied the reconfig holds the same bytes (`handoff`).
+- **Install** stores the pulled data and merges the pulled duplicate table, so a write
+  applied at the old owner is answered, not applied again, here; it records a pending drop.
+- **Drop** deletes a handoff and its grant (idempotent); ``dropped_ack`` clears a pending drop.
+- **Grant** gives a handoff to one puller before it is handed out; **forfeit** gives up a
+  waiting shard whose source went to a later config; an install may name an older source
+  than the previous owner (a reclaim). Why these are safe: `_handback`.
+- A bad op gets ``ErrBadOp`` and changes nothing; `apply` never raises on input.
 """
 
 from __future__ import annotations
@@ -48,31 +34,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from ..shardmaster import SHARD_COUNT, Config, check_gid, check_servers, is_int
-from ._keys import key_to_shard
+from ..kvproto import SHARD_COUNT_MAX, Append, Cas, Code, Delete, Get, Put, decode_op, is_int
+from ..shardmaster import Config, check_gid
+from . import _snapshot
+from ._handback import Grant, Source, granted_to, source_from_wire
+from ._tables import (
+    SEQ_BYTES,
+    Applied,
+    DedupTable,
+    ShardData,
+    check_data,
+    check_dedup,
+    merge_dedup,
+    shard_bytes,
+)
 
-OK = "OK"
-ERR_WRONG_GROUP = "ErrWrongGroup"
-ERR_STALE = "ErrStale"
-ERR_NOT_READY = "ErrNotReady"
-ERR_BAD_OP = "ErrBadOp"
+OK = Code.OK
+ERR_NO_KEY = Code.NO_KEY
+ERR_WRONG_GROUP = Code.WRONG_GROUP
+ERR_STALE = Code.STALE
+ERR_NOT_READY = Code.NOT_READY
+ERR_BAD_OP = Code.BAD_OP
 
-SNAPSHOT_VERSION = 1
-"""Format version of `ShardKVState.snapshot()`; `restore` refuses any other."""
-
-SEQ_BYTES = 8
-"""Bytes counted per duplicate-table entry for its sequence number in `live_bytes`."""
-
-ShardData = dict[str, str]
-DedupTable = dict[str, int]
+CLIENT_OPS = frozenset({"get", "put", "append", "delete", "cas"})
 
 
 class ShardPull(NamedTuple):
-    """A waiting shard to fetch: ask group `gid` for its handoff ``(config_num, shard)``.
-
-    `config_num` is the previous config (current - 1); the group's servers are in
-    `ShardKVState.previous_config.groups[gid]`.
-    """
+    """A waiting shard to fetch: ask group `gid` for its handoff ``(config_num, shard)``."""
 
     shard: int
     config_num: int
@@ -93,13 +81,6 @@ class _BadOp(Exception):
     """Raised inside `apply` for a malformed op; turned into an ``ErrBadOp`` reply."""
 
 
-def _str_field(op: Mapping[str, Any], name: str) -> str:
-    value = op.get(name)
-    if not isinstance(value, str):
-        raise _BadOp(f"{op.get('op')} op: {name} must be a str, got {type(value).__name__}")
-    return value
-
-
 def _int_field(op: Mapping[str, Any], name: str, low: int, high: int | None = None) -> int:
     value = op.get(name)
     if not is_int(value):
@@ -110,42 +91,6 @@ def _int_field(op: Mapping[str, Any], name: str, low: int, high: int | None = No
     return value
 
 
-def _check_data(data: object, shard: int, what: str) -> ShardData:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{what}: data must be a map, got {type(data).__name__}")
-    for key, value in data.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise ValueError(f"{what}: data keys and values must be str")
-        if key_to_shard(key) != shard:
-            raise ValueError(f"{what}: key {key!r} is not in shard {shard}")
-    return dict(data)
-
-
-def _check_dedup(dedup: object, what: str) -> DedupTable:
-    if not isinstance(dedup, Mapping):
-        raise ValueError(f"{what}: dedup must be a map, got {type(dedup).__name__}")
-    for client, seq in dedup.items():
-        if not isinstance(client, str):
-            raise ValueError(f"{what}: dedup client ids must be str")
-        if not is_int(seq) or seq < 0:
-            raise ValueError(f"{what}: dedup seq must be an int >= 0, got {seq!r}")
-    return dict(dedup)
-
-
-def _merge_dedup(ours: DedupTable, theirs: DedupTable) -> DedupTable:
-    """Per client, the higher of the two sequence numbers."""
-    merged = dict(ours)
-    for client, seq in theirs.items():
-        merged[client] = max(seq, merged.get(client, seq))
-    return merged
-
-
-def _shard_bytes(data: ShardData, dedup: DedupTable) -> int:
-    return sum(len(k) + len(v) for k, v in data.items()) + sum(
-        len(client) + SEQ_BYTES for client in dedup
-    )
-
-
 class ShardKVState:
     """Applied state of replica group `gid`; ops in, replies out, no I/O.
 
@@ -154,14 +99,8 @@ class ShardKVState:
     """
 
     __slots__ = (
-        "_gid",
-        "_config",
-        "_previous_config",
-        "_shards",
-        "_waiting",
-        "_handoffs",
-        "_drops",
-        "_live_bytes",
+        "_gid", "_config", "_previous_config", "_shards", "_waiting", "_handoffs", "_drops", "_live_bytes",
+        "_grants", "_forfeited",
     )
 
     def __init__(self, gid: int) -> None:
@@ -175,12 +114,14 @@ class ShardKVState:
         self._handoffs: dict[tuple[int, int], tuple[ShardData, DedupTable]] = {}
         self._drops: dict[tuple[int, int], ShardDrop] = {}
         self._live_bytes = 0
+        self._grants: dict[tuple[int, int], Grant] = {}
+        # Owned in the current config, never installed: its source went to a later config.
+        self._forfeited: set[int] = set()
 
     # -- read-only views ---------------------------------------------------------------
 
     @property
     def gid(self) -> int:
-        """This replica group's id."""
         return self._gid
 
     @property
@@ -203,7 +144,7 @@ class ShardKVState:
         """Shards owned in the current config and installed: the ones client ops may use."""
         return frozenset(self._shards)
 
-    def shard_data(self, shard: int) -> Mapping[str, str] | None:
+    def shard_data(self, shard: int) -> Mapping[bytes, bytes] | None:
         """Copy of a present shard's data; None if the shard is not present here."""
         entry = self._shards.get(shard)
         return None if entry is None else dict(entry[0])
@@ -213,12 +154,8 @@ class ShardKVState:
         return sorted(self._handoffs)
 
     def handoff(self, config_num: int, shard: int) -> tuple[ShardData, DedupTable] | None:
-        """Copy of the shard as this group left it when moving past `config_num`.
-
-        None unless this group owned `shard` in `config_num`, has moved past it, and the new
-        owner has not dropped it yet: a pull asked too early (or of a lagging replica) gets
-        None and must retry, possibly at another replica.
-        """
+        """Copy of the shard as this group left it when moving past `config_num`; None until
+        then or once dropped (the puller retries, possibly at another replica)."""
         entry = self._handoffs.get((config_num, shard))
         if entry is None:
             return None
@@ -231,10 +168,7 @@ class ShardKVState:
             return []
         previous = self._previous_config
         assert previous is not None
-        return [
-            ShardPull(shard, previous.num, previous.shards[shard])
-            for shard in sorted(self._waiting)
-        ]
+        return [ShardPull(shard, previous.num, previous.shards[shard]) for shard in sorted(self._waiting)]
 
     def pending_drops(self) -> list[ShardDrop]:
         """Installed shards whose old owner has not yet confirmed the drop, sorted."""
@@ -248,13 +182,19 @@ class ShardKVState:
             "waiting": sorted(self._waiting),
             "handoffs": [list(k) for k in sorted(self._handoffs)],
             "drops": [list(k) for k in sorted(self._drops)],
+            "forfeited": sorted(self._forfeited),
             "live_bytes": self._live_bytes,
         }
 
     def live_bytes(self) -> int:
-        """Approximate bytes of state: keys and values (as characters) of present shards and
-        handoffs, plus duplicate-table entries. Kept up to date on every change."""
+        """Approximate bytes of state (keys, values, duplicate-table entries of present shards
+        and handoffs), kept up to date on every change."""
         return self._live_bytes
+
+    def recount_live_bytes(self) -> int:
+        """`live_bytes` computed from scratch (for checks; O(state size))."""
+        entries = list(self._shards.values()) + list(self._handoffs.values())
+        return sum(shard_bytes(data, dedup) for data, dedup in entries)
 
     # -- applying ops --------------------------------------------------------------------
 
@@ -267,47 +207,66 @@ class ShardKVState:
             if not isinstance(op, Mapping):
                 raise _BadOp(f"op must be a map, got {type(op).__name__}")
             name = op.get("op")
-            if name in ("get", "put", "append"):
-                return self._client_op(op, name)
+            if name in CLIENT_OPS:
+                try:
+                    return self._client_op(decode_op(op))
+                except ValueError as error:
+                    raise _BadOp(str(error)) from None
             if name == "reconfig":
                 return self._reconfig(op)
             if name == "install":
                 return self._install(op)
-            if name == "drop":
-                return self._drop(op)
-            if name == "dropped_ack":
-                return self._dropped_ack(op)
-            raise _BadOp(f"unknown op {name!r}")
+            if name == "grant":
+                return self._grant(op)
+            if name == "forfeit":
+                return self._forfeit(op)
+            if name in ("drop", "dropped_ack"):
+                config_num = _int_field(op, "config_num", 0)
+                shard = _int_field(op, "shard", 0, SHARD_COUNT_MAX - 1)  # unknown: a no-op
+                if name == "drop":
+                    entry = self._handoffs.pop((config_num, shard), None)
+                    self._grants.pop((config_num, shard), None)
+                    if entry is not None:
+                        self._live_bytes -= shard_bytes(*entry)
+                else:
+                    self._drops.pop((config_num, shard), None)
+                return {"err": OK}
+            raise _BadOp(f"unknown op {name!r:.80}")
         except _BadOp as bad:
             return {"err": ERR_BAD_OP, "message": str(bad)}
 
-    def _client_op(self, op: Mapping[str, Any], name: str) -> dict[str, Any]:
-        key = _str_field(op, "key")
-        if name != "get":
-            value = _str_field(op, "value")
-            client = _str_field(op, "client")
-            seq = _int_field(op, "seq", 0)
-        shard = key_to_shard(key)
-        entry = self._shards.get(shard)
+    def _client_op(self, op: Get | Put | Append | Delete | Cas) -> dict[str, Any]:
+        entry = self._shards.get(self._config.shard_of(op.key))
         if entry is None:
             return {"err": ERR_WRONG_GROUP}
         data, dedup = entry
-        if name == "get":
-            return {"err": OK, "value": data.get(key, "")}
-        last = dedup.get(client)
-        if last is not None and seq <= last:
-            return {"err": OK}
-        old = data.get(key)
-        new = value if name == "put" or old is None else old + value
-        data[key] = new
-        dedup[client] = seq
-        if old is None:
-            self._live_bytes += len(key) + len(new)
+        if isinstance(op, Get):
+            value = data.get(op.key)
+            return {"err": ERR_NO_KEY} if value is None else {"err": OK, "value": value}
+        last = dedup.get(op.client)
+        if last is not None and op.seq <= last.seq:
+            return _duplicate_reply(op, last)
+        old = data.get(op.key)
+        result: bool | None = None
+        new: bytes | None
+        if isinstance(op, Put):
+            new = op.value
+        elif isinstance(op, Append):
+            new = op.value if old is None else old + op.value
+        elif isinstance(op, Delete):
+            new, result = None, old is not None
         else:
-            self._live_bytes += len(new) - len(old)
+            result = old == op.expected
+            new = op.new if result else old
+        if new is None:
+            data.pop(op.key, None)
+        else:
+            data[op.key] = new
+        self._live_bytes += _size(op.key, new) - _size(op.key, old)
+        dedup[op.client] = Applied(op.seq, result)
         if last is None:
-            self._live_bytes += len(client) + SEQ_BYTES
-        return {"err": OK}
+            self._live_bytes += len(op.client) + SEQ_BYTES
+        return _write_reply(op, result)
 
     def _reconfig(self, op: Mapping[str, Any]) -> dict[str, Any]:
         try:
@@ -315,14 +274,20 @@ class ShardKVState:
         except ValueError as error:
             raise _BadOp(f"reconfig op: {error}") from None
         current = self._config
+        if current.num == 0:
+            current = Config.initial(config.sharding)  # config 0 owns nothing: any layout
+        elif config.sharding != current.sharding:
+            raise _BadOp(f"reconfig op: sharding {config.sharding} differs from {current.sharding}")
         if config.num <= current.num:
             return {"err": ERR_STALE}
         if config.num > current.num + 1 or self._waiting:
             return {"err": ERR_NOT_READY}
-        for shard in range(SHARD_COUNT):
+        for shard in range(config.sharding.count):
             was = current.shards[shard] == self._gid
             now = config.shards[shard] == self._gid
-            if was and not now:
+            if was and not now and shard in self._forfeited:
+                self._forfeited.discard(shard)  # never held: nothing to hand on
+            elif was and not now:
                 assert shard in self._shards, "no reconfig while a shard is waiting"
                 self._handoffs[(current.num, shard)] = self._shards.pop(shard)
             elif now and not was:
@@ -337,10 +302,10 @@ class ShardKVState:
 
     def _install(self, op: Mapping[str, Any]) -> dict[str, Any]:
         config_num = _int_field(op, "config_num", 0)
-        shard = _int_field(op, "shard", 0, SHARD_COUNT - 1)
+        shard = _int_field(op, "shard", 0, self._config.sharding.count - 1)
         try:
-            data = _check_data(op.get("data"), shard, "install op")
-            dedup = _check_dedup(op.get("dedup"), "install op")
+            data = check_data(op.get("data"), shard, self._config.sharding, "install op")
+            dedup = check_dedup(op.get("dedup"), "install op")
         except ValueError as error:
             raise _BadOp(str(error)) from None
         if config_num > self._config.num:
@@ -351,127 +316,100 @@ class ShardKVState:
         assert previous is not None
         old_gid = previous.shards[shard]
         assert old_gid not in (0, self._gid)
-        # Merge: the highest seq seen for a client wins. A waiting shard has no table here
-        # (ops on it were refused), so today this is the pulled table itself.
-        merged = _merge_dedup({}, dedup)
+        source = Source(previous.num, old_gid, previous.groups[old_gid])
+        if op.get("source") is not None:
+            try:
+                source = source_from_wire(op.get("source"))
+            except ValueError as error:
+                raise _BadOp(f"install op: {error}") from None
+            if source.config_num >= previous.num:
+                raise _BadOp(f"install op: source config {source.config_num} is not before {previous.num}")
+        # A waiting shard has no table here (ops on it were refused): the merge is the
+        # pulled table itself, kept as a merge should that ever change.
+        merged = merge_dedup({}, dedup)
         self._waiting.discard(shard)
         self._shards[shard] = (data, merged)
-        self._live_bytes += _shard_bytes(data, merged)
-        self._drops[(previous.num, shard)] = ShardDrop(
-            shard, previous.num, old_gid, previous.groups[old_gid]
-        )
+        self._live_bytes += shard_bytes(data, merged)
+        self._drops[(source.config_num, shard)] = ShardDrop(shard, source.config_num, source.gid, source.servers)
         self._check_invariants()
         return {"err": OK}
 
-    def _drop(self, op: Mapping[str, Any]) -> dict[str, Any]:
+    def _grant(self, op: Mapping[str, Any]) -> dict[str, Any]:
+        """Give handoff ``(config_num, shard)`` to one puller; refuse any other, naming it."""
         config_num = _int_field(op, "config_num", 0)
-        shard = _int_field(op, "shard", 0, SHARD_COUNT - 1)
-        entry = self._handoffs.pop((config_num, shard), None)
-        if entry is not None:
-            self._live_bytes -= _shard_bytes(*entry)
+        shard = _int_field(op, "shard", 0, SHARD_COUNT_MAX - 1)
+        grant = Grant(_int_field(op, "gid", 1), _int_field(op, "to_config", config_num + 1))
+        if (config_num, shard) not in self._handoffs:
+            return {"err": ERR_NOT_READY}
+        first = self._grants.setdefault((config_num, shard), grant)
+        if first != grant:
+            return {"err": ERR_STALE, "granted_to": list(first)}
         return {"err": OK}
 
-    def _dropped_ack(self, op: Mapping[str, Any]) -> dict[str, Any]:
+    def _forfeit(self, op: Mapping[str, Any]) -> dict[str, Any]:
+        """Give up waiting shard `shard`: its source was granted to a config after this one."""
         config_num = _int_field(op, "config_num", 0)
-        shard = _int_field(op, "shard", 0, SHARD_COUNT - 1)
-        self._drops.pop((config_num, shard), None)
+        shard = _int_field(op, "shard", 0, SHARD_COUNT_MAX - 1)
+        grant = granted_to(op)
+        if grant is None:
+            raise _BadOp("forfeit op: granted_to must be [gid, config_num]")
+        if config_num != self._config.num or shard not in self._waiting:
+            return {"err": ERR_STALE}
+        if grant.config_num <= self._config.num:
+            raise _BadOp(f"forfeit op: a grant for config {grant.config_num} does not skip {config_num}")
+        self._waiting.discard(shard)
+        self._forfeited.add(shard)
+        self._check_invariants()
         return {"err": OK}
 
     def _check_invariants(self) -> None:
         owned = self._config.shards_of(self._gid)
         assert self._waiting <= owned
-        assert set(self._shards) | self._waiting == owned
+        assert set(self._shards) | self._waiting | self._forfeited == owned
         assert not set(self._shards) & self._waiting
+        assert not (set(self._shards) | self._waiting) & self._forfeited
+        assert set(self._grants) <= set(self._handoffs)
         assert all(num < self._config.num for num, _ in self._handoffs)
         if self._previous_config is None:
             assert self._config.num == 0
         else:
             assert self._previous_config.num == self._config.num - 1
 
-    def recount_live_bytes(self) -> int:
-        """`live_bytes` computed from scratch (for checks; O(state size))."""
-        entries = list(self._shards.values()) + list(self._handoffs.values())
-        return sum(_shard_bytes(data, dedup) for data, dedup in entries)
-
     # -- snapshot ------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """Exactly the state needed to resume applying, as plain CBOR-able data.
-
-        Each value appears once; the maps are copies, so later ops do not change it.
-        """
-        previous = self._previous_config
-        return {
-            "version": SNAPSHOT_VERSION,
-            "gid": self._gid,
-            "config": self._config.to_wire(),
-            "previous_config": None if previous is None else previous.to_wire(),
-            "shards": [
-                [shard, dict(data), dict(dedup)]
-                for shard, (data, dedup) in sorted(self._shards.items())
-            ],
-            "waiting": sorted(self._waiting),
-            "handoffs": [
-                [num, shard, dict(data), dict(dedup)]
-                for (num, shard), (data, dedup) in sorted(self._handoffs.items())
-            ],
-            "drops": [
-                [drop.shard, drop.config_num, drop.gid, list(drop.servers)]
-                for drop in self.pending_drops()
-            ],
-        }
+        """Exactly the state needed to resume applying, as plain CBOR-able data (copies)."""
+        return _snapshot.encode(
+            _snapshot.Contents(
+                self._gid,
+                self._config,
+                self._previous_config,
+                self._shards,
+                frozenset(self._waiting),
+                self._handoffs,
+                tuple(_snapshot.Drop(*drop) for drop in self.pending_drops()),
+                dict(self._grants),
+                frozenset(self._forfeited),
+            )
+        )
 
     @classmethod
     def restore(cls, snapshot: object) -> ShardKVState:
-        """Rebuild the state `snapshot()` captured.
+        """Rebuild the state `snapshot()` captured (or the previous version's snapshot).
 
         Raises:
-            ValueError: `snapshot` is not one this version wrote or breaks the state's rules.
+            ValueError: not a snapshot either version wrote, or one breaking the state's rules.
         """
-        try:
-            return cls._restore(snapshot)
-        except (TypeError, KeyError, IndexError) as error:
-            raise ValueError(f"shardkv snapshot malformed: {error!r}") from None
-
-    @classmethod
-    def _restore(cls, snapshot: object) -> ShardKVState:
-        if not isinstance(snapshot, Mapping):
-            raise ValueError(f"shardkv snapshot must be a map, got {type(snapshot).__name__}")
-        if snapshot.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"shardkv snapshot version {snapshot.get('version')!r} unknown")
-        state = cls(snapshot["gid"])
-        state._config = Config.from_wire(snapshot["config"])
-        if snapshot["previous_config"] is not None:
-            state._previous_config = Config.from_wire(snapshot["previous_config"])
-        for shard, data, dedup in snapshot["shards"]:
-            _check_shard_number(shard)
-            if shard in state._shards:
-                raise ValueError(f"shardkv snapshot: shard {shard} appears twice")
-            state._shards[shard] = (
-                _check_data(data, shard, "snapshot shard"),
-                _check_dedup(dedup, "snapshot shard"),
-            )
-        for shard in snapshot["waiting"]:
-            _check_shard_number(shard)
-            state._waiting.add(shard)
-        for num, shard, data, dedup in snapshot["handoffs"]:
-            _check_shard_number(shard)
-            if not is_int(num) or not 0 <= num < state._config.num:
-                raise ValueError(f"shardkv snapshot: handoff config {num!r} out of range")
-            state._handoffs[(num, shard)] = (
-                _check_data(data, shard, "snapshot handoff"),
-                _check_dedup(dedup, "snapshot handoff"),
-            )
-        for shard, num, gid, servers in snapshot["drops"]:
-            _check_shard_number(shard)
-            if not is_int(num) or not 0 <= num < state._config.num:
-                raise ValueError(f"shardkv snapshot: drop config {num!r} out of range")
-            state._drops[(num, shard)] = ShardDrop(
-                shard,
-                num,
-                check_gid(gid, "snapshot drop"),
-                check_servers(servers, "snapshot drop"),
-            )
+        contents = _snapshot.decode(snapshot)
+        state = cls(contents.gid)
+        state._config = contents.config
+        state._previous_config = contents.previous_config
+        state._shards = {shard: (dict(d), dict(t)) for shard, (d, t) in contents.shards.items()}
+        state._waiting = set(contents.waiting)
+        state._handoffs = {key: (dict(d), dict(t)) for key, (d, t) in contents.handoffs.items()}
+        state._drops = {(drop.config_num, drop.shard): ShardDrop(*drop) for drop in contents.drops}
+        state._grants = {key: Grant(*grant) for key, grant in contents.grants.items()}
+        state._forfeited = set(contents.forfeited)
         state._live_bytes = state.recount_live_bytes()
         state._check_restored()
         return state
@@ -480,8 +418,11 @@ class ShardKVState:
         """The invariants `_check_invariants` asserts, as errors: the input is not ours."""
         owned = self._config.shards_of(self._gid)
         present = set(self._shards)
-        if present & self._waiting or present | self._waiting != owned:
-            raise ValueError("shardkv snapshot: present and waiting shards do not match config")
+        forfeited = self._forfeited
+        if present & self._waiting or (present | self._waiting) & forfeited or present | self._waiting | forfeited != owned:
+            raise ValueError("shardkv snapshot: present, waiting and forfeited shards do not match config")
+        if not set(self._grants) <= set(self._handoffs):
+            raise ValueError("shardkv snapshot: a grant for a handoff not held")
         previous = self._previous_config
         if (previous is None) != (self._config.num == 0):
             raise ValueError("shardkv snapshot: previous config missing or unexpected")
@@ -496,6 +437,23 @@ class ShardKVState:
         self._check_invariants()
 
 
-def _check_shard_number(shard: object) -> None:
-    if not (isinstance(shard, int) and is_int(shard) and 0 <= shard < SHARD_COUNT):
-        raise ValueError(f"shardkv snapshot: shard {shard!r} out of range")
+def _size(key: bytes, value: bytes | None) -> int:
+    return 0 if value is None else len(key) + len(value)
+
+
+def _write_reply(op: Put | Append | Delete | Cas, result: bool | None) -> dict[str, Any]:
+    if isinstance(op, Delete):
+        return {"err": OK, "existed": bool(result)}
+    if isinstance(op, Cas):
+        return {"err": OK, "written": bool(result)}
+    return {"err": OK}
+
+
+def _duplicate_reply(op: Put | Append | Delete | Cas, last: Applied) -> dict[str, Any]:
+    """The reply to a write already applied: the first reply again for a retry of the last
+    write; for an older one (nobody waits for it) OK, or ErrStale where a result is due."""
+    if op.seq == last.seq:
+        return _write_reply(op, last.result)
+    if isinstance(op, Delete | Cas):
+        return {"err": ERR_STALE, "message": "superseded by a later write of this client"}
+    return {"err": OK}

@@ -7,7 +7,8 @@ from typing import Any
 
 import trio
 
-from diskv_trio.net import RpcPool, RpcRemoteError, RpcUnavailable
+from diskv_trio.kvproto import SM_JOIN, SM_LEAVE, SM_MOVE, SM_QUERY, SM_QUERY_APPLIED, Code
+from diskv_trio.net import NetError, RpcPool, RpcRemoteError, RpcUnavailable
 
 from ._config import Config
 
@@ -53,7 +54,7 @@ class ShardmasterClerk:
                 except RpcUnavailable:
                     continue
                 except RpcRemoteError as exc:
-                    if exc.code in ("ErrNotReady", "busy", "internal"):
+                    if exc.code in (Code.NOT_READY, Code.BUSY, Code.INTERNAL):
                         continue
                     raise ShardmasterError(exc.code, exc.message) from exc
                 self._preferred = index
@@ -61,16 +62,16 @@ class ShardmasterClerk:
             await trio.sleep(ROUND_PAUSE_S)
 
     async def join(self, gid: int, servers: Sequence[str]) -> None:
-        await self._call("sm.join", {"gid": gid, "servers": list(servers)})
+        await self._call(SM_JOIN, {"gid": gid, "servers": list(servers)})
 
     async def leave(self, gid: int) -> None:
-        await self._call("sm.leave", {"gid": gid})
+        await self._call(SM_LEAVE, {"gid": gid})
 
     async def move(self, shard: int, gid: int) -> None:
-        await self._call("sm.move", {"shard": shard, "gid": gid})
+        await self._call(SM_MOVE, {"shard": shard, "gid": gid})
 
     async def query(self, num: int = -1) -> Config:
-        reply = await self._call("sm.query", {"num": num})
+        reply = await self._call(SM_QUERY, {"num": num})
         return Config.from_wire(reply["config"])
 
     async def query_applied_anywhere(self, num: int) -> Config | None:
@@ -85,10 +86,10 @@ class ShardmasterClerk:
         async def ask(address: str) -> None:
             try:
                 reply = await self._pool.call(
-                    address, "sm.query_applied", {"num": num}, deadline_s=CALL_DEADLINE_S
+                    address, SM_QUERY_APPLIED, {"num": num}, deadline_s=CALL_DEADLINE_S
                 )
                 found.append(Config.from_wire(reply["config"]))
-            except (RpcUnavailable, RpcRemoteError, ValueError, KeyError):
+            except (NetError, ValueError, KeyError):
                 return
 
         async with trio.open_nursery() as nursery:

@@ -2,14 +2,16 @@
 
 Rules this module keeps:
 
-- A `Config` is immutable and validated on construction: `num >= 0`, exactly `SHARD_COUNT`
-  shards, every shard on gid 0 (unassigned) or on a gid present in `groups`, gids positive,
+- A `Config` is immutable and validated on construction: `num >= 0`, exactly
+  `sharding.count` shards (the cluster's `Sharding`, the same in every config of a cluster), every shard on gid 0 (unassigned) or on a gid present in `groups`, gids positive,
   every group with at least one server address.
 - `groups` is an immutable view ordered by gid, so two equal configs also encode the same
   bytes on the wire.
 - `to_wire()` gives plain ints, strings, lists and an int-keyed map (CBOR-able);
   `from_wire()` accepts exactly that (gid keys may also be decimal strings, as a text
-  encoding would give them) and raises `ValueError` naming the bad field otherwise.
+  encoding would give them) and raises `ValueError` naming the bad field otherwise. A wire
+  config without ``"sharding"`` was written before the field existed and means the course
+  layout (`COURSE_SHARDING`), which is what it meant then.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-SHARD_COUNT = 10
-"""Number of shards (the course's NShards); keys map to shards by `key_to_shard`."""
+from ..kvproto import COURSE_SHARD_COUNT, COURSE_SHARDING, Sharding, is_int
+
+SHARD_COUNT = COURSE_SHARD_COUNT
+"""The course's NShards: the shard count of `COURSE_SHARDING`, which the ported course suites
+use. A cluster's own count is its configs' `sharding.count`."""
 
 GID_MAX = 2**63 - 1
 """Largest group id: the course's gids are Go int64, and CBOR encodes this as one uint."""
@@ -38,11 +43,6 @@ ADDRESS_CHARS_MAX = 1024
 CONFIG_NUM_MAX = 2**63 - 1
 """Largest config number: one CBOR uint, never a bignum, which the wire refuses (a log entry
 holding one would decode differently at the proposer and at its peers)."""
-
-
-def is_int(value: object) -> bool:
-    """True for a real int (bool is an int subclass but never a valid number here)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_gid(gid: object, what: str) -> int:
@@ -93,17 +93,20 @@ class Config:
     num: int
     shards: tuple[int, ...]
     groups: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    sharding: Sharding = COURSE_SHARDING
 
     def __post_init__(self) -> None:
+        if not isinstance(self.sharding, Sharding):
+            raise ValueError(f"config sharding must be a Sharding, got {type(self.sharding).__name__}")
         if not is_int(self.num) or not 0 <= self.num <= CONFIG_NUM_MAX:
             raise ValueError(f"config num must be an int in 0..{CONFIG_NUM_MAX}, got {self.num!r}")
         if isinstance(self.shards, str | bytes) or not isinstance(self.shards, list | tuple):
             raise ValueError(
                 f"config shards must be a list of gids, got {type(self.shards).__name__}"
             )
-        if len(self.shards) != SHARD_COUNT:
+        if len(self.shards) != self.sharding.count:
             raise ValueError(
-                f"config shards must have {SHARD_COUNT} entries, got {len(self.shards)}"
+                f"config shards must have {self.sharding.count} entries, got {len(self.shards)}"
             )
         if not isinstance(self.groups, Mapping):
             raise ValueError(f"config groups must be a mapping, got {type(self.groups).__name__}")
@@ -123,7 +126,7 @@ class Config:
         object.__setattr__(self, "groups", MappingProxyType(groups))
 
     def __hash__(self) -> int:
-        return hash((self.num, self.shards, tuple(self.groups.items())))
+        return hash((self.num, self.shards, tuple(self.groups.items()), self.sharding))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Config):
@@ -132,26 +135,36 @@ class Config:
             self.num == other.num
             and self.shards == other.shards
             and dict(self.groups) == dict(other.groups)
+            and self.sharding == other.sharding
         )
 
     def __repr__(self) -> str:
-        return f"Config(num={self.num}, shards={self.shards}, groups={dict(self.groups)})"
+        return (
+            f"Config(num={self.num}, shards={self.shards}, groups={dict(self.groups)}, "
+            f"sharding={self.sharding})"
+        )
 
     @classmethod
-    def initial(cls) -> Config:
+    def initial(cls, sharding: Sharding = COURSE_SHARDING) -> Config:
         """Config 0: no groups, every shard on gid 0."""
-        return cls(0, (0,) * SHARD_COUNT, {})
+        return cls(0, (0,) * sharding.count, {}, sharding)
+
+    def shard_of(self, key: bytes) -> int:
+        """The shard of `key` in this config's cluster."""
+        return self.sharding.shard_of(key)
 
     def shards_of(self, gid: int) -> frozenset[int]:
         """The shards `gid` owns in this config."""
         return frozenset(shard for shard, owner in enumerate(self.shards) if owner == gid)
 
     def to_wire(self) -> dict[str, Any]:
-        """Plain CBOR-able form: ``{"num": int, "shards": [int], "groups": {gid: [str]}}``."""
+        """Plain CBOR-able form: ``{"num": int, "shards": [int], "groups": {gid: [str]},
+        "sharding": {"count": int, "scheme": str}}``."""
         return {
             "num": self.num,
             "shards": list(self.shards),
             "groups": {gid: list(servers) for gid, servers in self.groups.items()},
+            "sharding": self.sharding.to_wire(),
         }
 
     @classmethod
@@ -166,7 +179,7 @@ class Config:
         missing = {"num", "shards", "groups"} - set(wire)
         if missing:
             raise ValueError(f"config lacks field(s) {sorted(missing)}")
-        extra = set(wire) - {"num", "shards", "groups"}
+        extra = set(wire) - {"num", "shards", "groups", "sharding"}
         if extra:
             raise ValueError(f"config has unknown field(s) {sorted(map(str, extra))}")
         raw_groups = wire["groups"]
@@ -178,7 +191,7 @@ class Config:
             if gid in groups:
                 raise ValueError(f"config groups: gid {gid} appears twice")
             groups[gid] = check_servers(servers, f"config group {gid}")
-        return cls(wire["num"], wire["shards"], groups)
+        return cls(wire["num"], wire["shards"], groups, Sharding.from_wire(wire.get("sharding")))
 
 
 def _gid_from_key(key: object) -> int:

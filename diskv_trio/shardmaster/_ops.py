@@ -6,8 +6,12 @@ Rules kept here:
   besides those fields (however deep, large or cyclic) is copied into it.
 - `build_op` either returns a record or raises `ValueError` naming the bad field; it never
   raises anything else, whatever shape the arguments have.
-- Bounds: gids in 1..GID_MAX, server lists as `check_servers`, shards in 0..SHARD_COUNT-1,
+- Bounds: gids in 1..GID_MAX, server lists as `check_servers`, shards in
+  0..SHARD_COUNT_MAX-1 (the state checks the cluster's own count when it applies a move),
   query numbers in -1..CONFIG_NUM_MAX (-1 is the latest config).
+- A join carries the proposing shardmaster's `Sharding`: the first join applied fixes the
+  cluster's, later ones must match it. A join without one (as the previous version logged
+  them) means the course layout.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._config import CONFIG_NUM_MAX, SHARD_COUNT, check_gid, check_servers, is_int
+from ..kvproto import SHARD_COUNT_MAX, Sharding
+from ._config import CONFIG_NUM_MAX, check_gid, check_servers, is_int
 
 OP_NAMES = ("join", "leave", "move", "query")
 
@@ -27,9 +32,13 @@ class JoinOp:
 
     gid: int
     servers: tuple[str, ...]
+    sharding: Sharding | None = None
 
     def to_log(self) -> dict[str, Any]:
-        return {"op": "join", "gid": self.gid, "servers": list(self.servers)}
+        op: dict[str, Any] = {"op": "join", "gid": self.gid, "servers": list(self.servers)}
+        if self.sharding is not None:
+            op["sharding"] = self.sharding.to_wire()
+        return op
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +85,8 @@ def _shard(value: object, op_name: str) -> int:
     if not is_int(value):
         raise ValueError(f"{op_name}: shard must be an int, got {type(value).__name__}")
     assert isinstance(value, int)
-    if not 0 <= value < SHARD_COUNT:
-        raise ValueError(f"{op_name}: shard must be in 0..{SHARD_COUNT - 1}, got {value}")
+    if not 0 <= value < SHARD_COUNT_MAX:
+        raise ValueError(f"{op_name}: shard must be in 0..{SHARD_COUNT_MAX - 1}, got {value}")
     return value
 
 
@@ -95,12 +104,13 @@ def config_num(value: object, op_name: str = "query") -> int:
     return value
 
 
-def build_op(op_name: str, args: object) -> ShardmasterOp:
+def build_op(op_name: str, args: object, sharding: Sharding | None = None) -> ShardmasterOp:
     """The op a caller asked for, built from validated fields only.
 
     Args:
         op_name: "join", "leave", "move" or "query".
         args: the call's arguments as decoded from the wire.
+        sharding: the proposing shardmaster's setting, carried by a join.
 
     Raises:
         ValueError: unknown op, arguments not a map, or a field missing or out of bounds.
@@ -113,7 +123,8 @@ def build_op(op_name: str, args: object) -> ShardmasterOp:
         return QueryOp(config_num(_field(args, "num", op_name), op_name))
     gid = check_gid(_field(args, "gid", op_name), op_name)
     if op_name == "join":
-        return JoinOp(gid, check_servers(_field(args, "servers", op_name), f"{op_name} {gid}"))
+        servers = check_servers(_field(args, "servers", op_name), f"{op_name} {gid}")
+        return JoinOp(gid, servers, sharding)
     if op_name == "leave":
         return LeaveOp(gid)
     return MoveOp(_shard(_field(args, "shard", op_name), op_name), gid)

@@ -4,13 +4,15 @@ Every op, Query included, is placed in the log and answered from the applied res
 replica that was cut off learns the latest configuration by proposing and never answers
 from stale state. What is proposed is built by `build_op` from the validated fields of the
 call (never the caller's map itself); bad arguments get ``ErrBadRequest`` and reach no log.
+A join carries this replica's `Sharding` setting; only the cluster's first join decides with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from diskv_trio.kvproto import DEFAULT_SHARDING, SM_QUERY_APPLIED, Code, Sharding
 from diskv_trio.net import (
     EVERYONE,
     OPERATORS,
@@ -22,40 +24,50 @@ from diskv_trio.net import (
 )
 from diskv_trio.rsm import NodeSettings, ReplicaNode, ServerBusyError
 
-from ._ops import OP_NAMES, build_op, config_num
+from ._ops import OP_NAMES, MoveOp, build_op, config_num
 from ._state import ShardmasterState
 
 SHARDMASTER_ROLE = "shardmaster"
 SHARDMASTER_GROUP = 0
 OPS = OP_NAMES
-ERROR_BAD_REQUEST = "ErrBadRequest"
+ERROR_BAD_REQUEST = Code.BAD_REQUEST
 """The caller's arguments do not make a valid op; nothing was proposed."""
 
 
-def _machine_factory(snapshot: dict[str, Any] | None) -> ShardmasterState:
-    return ShardmasterState() if snapshot is None else ShardmasterState.restore(snapshot)
+def _machine_factory(sharding: Sharding) -> Callable[[dict[str, Any] | None], ShardmasterState]:
+    def make(snapshot: dict[str, Any] | None) -> ShardmasterState:
+        return ShardmasterState(sharding) if snapshot is None else ShardmasterState.restore(snapshot)
+
+    return make
 
 
 ROLES = {"join": OPERATORS, "leave": OPERATORS, "move": OPERATORS, "query": EVERYONE}
 """Who may call each op: configuration changes are for operators, queries for anyone."""
 
 
-def _handlers(node: ReplicaNode) -> Mapping[str, tuple[Handler, frozenset[Role]]]:
+def _handlers(
+    node: ReplicaNode, sharding: Sharding
+) -> Mapping[str, tuple[Handler, frozenset[Role]]]:
     def make(op_name: str) -> Handler:
         async def handle(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
             try:
-                op = build_op(op_name, args)
+                op = build_op(op_name, args, sharding)
             except ValueError as exc:
                 raise ApplicationError(ERROR_BAD_REQUEST, str(exc)) from None
+            machine = node.require_serving().machine
+            assert isinstance(machine, ShardmasterState)
+            count = machine.latest.sharding.count
+            if isinstance(op, MoveOp) and op.shard >= count:  # checked again when applied
+                raise ApplicationError(ERROR_BAD_REQUEST, f"move: shard must be in 0..{count - 1}")
             # Refused while this replica's disk is full: the log cannot move here meanwhile.
             rsm = node.require_writable()
             try:
                 reply = await rsm.submit(op.to_log())
             except ServerBusyError as exc:
                 raise ApplicationError("busy", str(exc)) from None
-            if not reply.get("ok", False):
+            if reply.get("err") != Code.OK:
                 raise ApplicationError(
-                    str(reply.get("error", "ErrBadOp")), str(reply.get("message", ""))
+                    str(reply.get("err", Code.BAD_OP)), str(reply.get("message", ""))
                 )
             return reply
 
@@ -71,16 +83,24 @@ def _handlers(node: ReplicaNode) -> Mapping[str, tuple[Handler, frozenset[Role]]
         try:
             num = config_num(args.get("num", -1))
         except ValueError as exc:
-            raise ApplicationError("ErrBadOp", str(exc)) from None
+            raise ApplicationError(Code.BAD_REQUEST, str(exc)) from None
         machine = rsm.machine
         assert isinstance(machine, ShardmasterState)
-        return {"ok": True, "config": machine.query(num).to_wire()}
+        return {"err": Code.OK, "config": machine.query(num).to_wire()}
 
     handlers = {f"sm.{name}": (make(name), ROLES[name]) for name in OPS}
-    handlers["sm.query_applied"] = (query_applied, PEERS_AND_OPERATORS)
+    handlers[SM_QUERY_APPLIED] = (query_applied, PEERS_AND_OPERATORS)
     return handlers
 
 
-def shardmaster_node(settings: NodeSettings) -> ReplicaNode:
-    """A replica node serving the shardmaster ops (`sm.join`, `sm.leave`, `sm.move`, `sm.query`)."""
-    return ReplicaNode(settings, _machine_factory, _handlers)
+def shardmaster_node(settings: NodeSettings, sharding: Sharding = DEFAULT_SHARDING) -> ReplicaNode:
+    """A replica node serving the shardmaster ops (`sm.join`, `sm.leave`, `sm.move`, `sm.query`).
+
+    Args:
+        settings: the node's.
+        sharding: the shard count and scheme this replica's joins carry; the first join of
+            the cluster fixes it (see `ShardmasterState`).
+    """
+    return ReplicaNode(
+        settings, _machine_factory(sharding), lambda node: _handlers(node, sharding)
+    )

@@ -5,21 +5,25 @@ config history and gives the same replies. Rules:
 
 - Configs are numbered from 0 (`Config.initial()`); each op that changes the assignment or
   the groups appends exactly one config numbered one above the latest.
+- The first ``join`` applied fixes the cluster's `Sharding` (the op's, the course layout if it
+  has none): config 0 is remade with it and every later config keeps it. A later join of a
+  new gid naming another sharding is refused (a shardmaster started with the wrong setting).
 - ``join`` of a new gid adds the group and rebalances. Join of a gid already present changes
   nothing (its server list stays as first joined, no new config): the course's repeated Join
   must leave the groups and their servers as they were.
 - ``leave`` removes the group and rebalances; leave of a gid not present changes nothing. A
   gid that left may join again.
-- ``move`` puts exactly one shard on a joined gid and does not rebalance (a later Join or
+- ``move`` puts exactly one shard (in 0..count-1) on a joined gid and does not rebalance (a later Join or
   Leave may undo it). Move to the shard's current owner changes nothing and makes no config.
 - ``query`` returns config `num`; -1, any negative number, or a number above the latest give
   the latest. It is an op too, so a replica answers it only at its log position (fresh).
 - A bad op (not a map, unknown op, wrong types, gid <= 0, shard out of range, move to a gid
   not joined) gets an error reply and changes nothing; `apply` never raises on input.
 
-Replies: ``{"ok": True, "num": <latest num>, "changed": bool}`` for join / leave / move,
-``{"ok": True, "config": <Config wire>}`` for query, and
-``{"ok": False, "error": <code>, "message": str}`` for a bad op.
+Replies, in the key/value protocol's convention (``"err"``, a `Code`):
+``{"err": "OK", "num": <latest num>, "changed": bool}`` for join / leave / move,
+``{"err": "OK", "config": <Config wire>}`` for query, and
+``{"err": <code>, "message": str}`` for a bad op.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._config import SHARD_COUNT, Config, check_gid, check_servers, is_int
+from ..kvproto import COURSE_SHARDING, Code, Sharding
+from ._config import Config, check_gid, check_servers, is_int
 from ._rebalance import rebalance
 
-ERROR_BAD_OP = "ErrBadOp"
+ERROR_BAD_OP = Code.BAD_OP
 """The op is malformed: not a map, unknown name, wrong field types, bad gid or shard."""
 
-ERROR_UNKNOWN_GROUP = "ErrUnknownGroup"
+ERROR_UNKNOWN_GROUP = Code.UNKNOWN_GROUP
 """Move names a gid that is not joined in the latest config."""
 
 SNAPSHOT_VERSION = 1
@@ -63,12 +68,16 @@ def _gid_field(op: Mapping[str, Any]) -> int:
 
 
 class ShardmasterState:
-    """Config history of one shardmaster replica; ops in, replies out, no I/O."""
+    """Config history of one shardmaster replica; ops in, replies out, no I/O.
+
+    Args:
+        sharding: config 0's, until the first join fixes the cluster's.
+    """
 
     __slots__ = ("_configs",)
 
-    def __init__(self) -> None:
-        self._configs: list[Config] = [Config.initial()]
+    def __init__(self, sharding: Sharding = COURSE_SHARDING) -> None:
+        self._configs: list[Config] = [Config.initial(sharding)]
 
     @property
     def latest(self) -> Config:
@@ -100,7 +109,7 @@ class ShardmasterState:
                 return self._query(op)
             raise _BadOp(ERROR_BAD_OP, f"unknown op {name!r}")
         except _BadOp as bad:
-            return {"ok": False, "error": bad.code, "message": bad.message}
+            return {"err": bad.code, "message": bad.message}
 
     def _join(self, op: Mapping[str, Any]) -> dict[str, Any]:
         gid = _gid_field(op)
@@ -108,12 +117,24 @@ class ShardmasterState:
             servers = check_servers(_field(op, "servers"), f"join op gid {gid}")
         except ValueError as error:
             raise _BadOp(ERROR_BAD_OP, str(error)) from None
+        try:
+            sharding = Sharding.from_wire(op.get("sharding"))
+        except ValueError as error:
+            raise _BadOp(ERROR_BAD_OP, f"join op: {error}") from None
         latest = self.latest
         if gid in latest.groups:
             return self._done(changed=False)
+        if latest.num == 0:
+            self._configs[0] = latest = Config.initial(sharding)
+        elif sharding != latest.sharding:
+            raise _BadOp(
+                ERROR_BAD_OP,
+                f"join op: this cluster has {latest.sharding}; the shardmaster asked for {sharding}",
+            )
         groups = dict(latest.groups)
         groups[gid] = servers
-        self._push(Config(latest.num + 1, rebalance(latest.shards, groups), groups))
+        shards = rebalance(latest.shards, groups)
+        self._push(Config(latest.num + 1, shards, groups, latest.sharding))
         return self._done(changed=True)
 
     def _leave(self, op: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,7 +144,7 @@ class ShardmasterState:
             return self._done(changed=False)
         groups = dict(latest.groups)
         del groups[gid]
-        self._push(Config(latest.num + 1, rebalance(latest.shards, groups), groups))
+        self._push(Config(latest.num + 1, rebalance(latest.shards, groups), groups, latest.sharding))
         return self._done(changed=True)
 
     def _move(self, op: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,19 +152,18 @@ class ShardmasterState:
         if not is_int(shard):
             raise _BadOp(ERROR_BAD_OP, f"move op: shard must be an int, got {type(shard).__name__}")
         assert isinstance(shard, int)
-        if not 0 <= shard < SHARD_COUNT:
-            raise _BadOp(
-                ERROR_BAD_OP, f"move op: shard must be in 0..{SHARD_COUNT - 1}, got {shard}"
-            )
         gid = _gid_field(op)
         latest = self.latest
+        count = latest.sharding.count
+        if not 0 <= shard < count:
+            raise _BadOp(ERROR_BAD_OP, f"move op: shard must be in 0..{count - 1}, got {shard}")
         if gid not in latest.groups:
             raise _BadOp(ERROR_UNKNOWN_GROUP, f"move op: gid {gid} is not joined")
         if latest.shards[shard] == gid:
             return self._done(changed=False)
         shards = list(latest.shards)
         shards[shard] = gid
-        self._push(Config(latest.num + 1, tuple(shards), latest.groups))
+        self._push(Config(latest.num + 1, tuple(shards), latest.groups, latest.sharding))
         return self._done(changed=True)
 
     def _query(self, op: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,15 +171,16 @@ class ShardmasterState:
         if not is_int(num):
             raise _BadOp(ERROR_BAD_OP, f"query op: num must be an int, got {type(num).__name__}")
         assert isinstance(num, int)
-        return {"ok": True, "config": self.query(num).to_wire()}
+        return {"err": Code.OK, "config": self.query(num).to_wire()}
 
     def _push(self, config: Config) -> None:
         assert config.num == len(self._configs)
+        assert config.sharding == self.latest.sharding
         assert not config.groups or all(gid in config.groups for gid in config.shards)
         self._configs.append(config)
 
     def _done(self, *, changed: bool) -> dict[str, Any]:
-        return {"ok": True, "num": self.latest.num, "changed": changed}
+        return {"err": Code.OK, "num": self.latest.num, "changed": changed}
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain CBOR-able data: ``{"version": 1, "configs": [wire, ...]}``."""
@@ -184,8 +205,10 @@ class ShardmasterState:
         for index, config in enumerate(configs):
             if config.num != index:
                 raise ValueError(f"shardmaster snapshot: config {index} has num {config.num}")
-        if configs[0] != Config.initial():
+        if configs[0] != Config.initial(configs[0].sharding):
             raise ValueError("shardmaster snapshot: config 0 is not the initial config")
+        if any(config.sharding != configs[0].sharding for config in configs):
+            raise ValueError("shardmaster snapshot: configs disagree on the sharding")
         state = cls()
         state._configs = configs
         return state

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 
 from ._lin_history import Operation
+from ._lin_model import fast_path_applies, search_model
 from ._lin_result import CheckResult, KeyResult, PartialLinearization, Verdict
 from ._lin_search import search_key
 
@@ -20,7 +21,8 @@ def check_history(
     *,
     timeout_s: float | None = TIMEOUT_S_DEFAULT,
 ) -> CheckResult:
-    """Check a Get / Put / Append history for linearizability, key by key.
+    """Check a Get / Put / Append / Delete / compare-and-set history for linearizability,
+    key by key (see `_lin_model` for the model).
 
     Args:
         ops: the operations, in any order.
@@ -60,12 +62,14 @@ def _check_key(key: str, ops: tuple[Operation, ...], deadline: float) -> KeyResu
     started = time.monotonic()
     if started > deadline:
         return KeyResult(key, Verdict.UNKNOWN, ops, 0, 0, 0.0, None)
-    dropped = _unobservable_unknowns(ops)
+    fast = fast_path_applies(ops)
+    # Dropping unobserved writes is sound only where no op reads the state besides gets.
+    dropped = _unobservable_unknowns(ops) if fast else set()
     checked = [
         op for index, op in enumerate(ops)
         if index not in dropped and not (op.kind == "get" and op.unknown)
     ]
-    outcome = search_key(checked, deadline=deadline)
+    outcome = (search_key if fast else search_model)(checked, deadline=deadline)
     verdict = {True: Verdict.OK, False: Verdict.ILLEGAL, None: Verdict.UNKNOWN}[outcome.linearizable]
     in_prefix = set(outcome.longest)
     partial = PartialLinearization(
@@ -84,7 +88,7 @@ def _unobservable_unknowns(ops: Sequence[Operation]) -> set[int]:
 
     Dropping them keeps the verdict and spares the search from placing them:
 
-    - An append of ``""`` changes nothing.
+    - An append of ``""`` changes nothing a get can see, unless a get read "" or absent.
     - An append of ``v`` that is no substring of any get's output: in any linearization, no get
       comes after it until the next put (that get's output would contain ``v``), so removing it
       leaves every get's view unchanged. Conversely a linearization without it extends to one
@@ -95,14 +99,16 @@ def _unobservable_unknowns(ops: Sequence[Operation]) -> set[int]:
     The outputs are searched joined by NUL; a match across a boundary only keeps an op.
     """
     outputs = {op.output for op in ops if op.kind == "get" and not op.unknown}
-    joined = "\0" + "\0".join(sorted(o for o in outputs if o is not None))
+    reads_absent_or_empty = None in outputs or "" in outputs
+    joined = "\0" + "\0".join(sorted(o for o in outputs if isinstance(o, str)))
     dropped: set[int] = set()
     for index, op in enumerate(ops):
         if not op.unknown or op.kind == "get":
             continue
         assert op.value is not None
         if op.kind == "append":
-            if op.value == "" or op.value not in joined:
+            # An append of "" makes an absent key present: droppable only if no get could see it.
+            if (op.value == "" and not reads_absent_or_empty) or op.value not in joined:
                 dropped.add(index)
         elif op.value != "" and "\0" + op.value not in joined:
             dropped.add(index)

@@ -1,4 +1,5 @@
-"""Client histories of Get / Put / Append: the operation record, its recorder, its file format.
+"""Client histories of Get / Put / Append / Delete / compare-and-set: the operation record,
+its recorder, its file format.
 
 Rules this module keeps:
 
@@ -7,9 +8,13 @@ Rules this module keeps:
   so two operations that touch at one instant are concurrent.
 - An operation whose outcome is unknown (``ret is None`` or ``outcome == "unknown"``: the client
   timed out or was killed) may have taken effect at any time after its call, or never.
+- A get's output is the value read, None for an absent key; a delete's is True if the key
+  existed, a compare-and-set's True if it wrote (its `value` is the new value, `expected`
+  the value it required, None for "absent").
 - History files are JSON lines: an optional header line ``{"format": "diskv-history",
-  "version": 1}``, then one operation per line with the fields of `Operation`. Python floats
-  survive the JSON round trip exactly.
+  "version": 2}``, then one operation per line with the fields of `Operation`. Python floats
+  survive the JSON round trip exactly. Version 1 files (from before absent keys, when a get
+  of a missing key read "") are refused: their "" would be misread.
 """
 
 from __future__ import annotations
@@ -23,14 +28,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-Kind = Literal["get", "put", "append"]
+Kind = Literal["get", "put", "append", "delete", "cas"]
 Outcome = Literal["ok", "unknown"]
 
-KINDS: Final[tuple[str, ...]] = ("get", "put", "append")
+KINDS: Final[tuple[str, ...]] = ("get", "put", "append", "delete", "cas")
 OUTCOMES: Final[tuple[str, ...]] = ("ok", "unknown")
 
 HISTORY_FORMAT: Final = "diskv-history"
-HISTORY_FORMAT_VERSION: Final = 1
+HISTORY_FORMAT_VERSION: Final = 2
 
 
 class HistoryError(Exception):
@@ -55,10 +60,11 @@ class Operation:
 
     Attributes:
         client_id: the calling client (only used for display and export).
-        kind: ``"get"``, ``"put"`` or ``"append"``.
+        kind: ``"get"``, ``"put"``, ``"append"``, ``"delete"`` or ``"cas"``.
         key: the key.
-        value: the input of a put or append; None for a get.
-        output: the result of a get whose outcome is known; None otherwise.
+        value: the input of a put or append, the new value of a cas; None otherwise.
+        output: a known get's value (None: absent), a known delete's or cas's boolean;
+            None for put, append and unknown outcomes.
         call: time the call started (seconds).
         ret: time the call returned (seconds), or None if the outcome is unknown.
         outcome: ``"ok"``, or ``"unknown"`` to mark an unknown outcome even though ``ret`` is set.
@@ -68,10 +74,12 @@ class Operation:
     kind: Kind
     key: str
     value: str | None
-    output: str | None
+    output: str | bool | None
     call: float
     ret: float | None
     outcome: Outcome = "ok"
+    expected: str | None = None
+    """A cas's required value (None: the key must be absent); None for other kinds."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -82,18 +90,7 @@ class Operation:
             raise InvalidOperationError(f"client_id must be an int, not {self.client_id!r}")
         if not isinstance(self.key, str):
             raise InvalidOperationError(f"key must be a str, not {self.key!r}")
-        if self.kind == "get":
-            if self.value is not None:
-                raise InvalidOperationError(f"a get takes no value, got {self.value!r}")
-            if not self.unknown and not isinstance(self.output, str):
-                raise InvalidOperationError("a get with a known outcome needs a str output")
-        else:
-            if not isinstance(self.value, str):
-                raise InvalidOperationError(f"a {self.kind} needs a str value, not {self.value!r}")
-            if self.output is not None:
-                raise InvalidOperationError(f"a {self.kind} has no output, got {self.output!r}")
-        if self.output is not None and not isinstance(self.output, str):
-            raise InvalidOperationError(f"output must be a str or None, not {self.output!r}")
+        self._check_fields()
         if not isinstance(self.call, int | float) or not math.isfinite(self.call):
             raise InvalidOperationError(f"call must be a finite number, not {self.call!r}")
         if self.ret is not None:
@@ -101,6 +98,26 @@ class Operation:
                 raise InvalidOperationError(f"ret must be a finite number or None, not {self.ret!r}")
             if self.ret < self.call:
                 raise InvalidOperationError(f"ret {self.ret} is before call {self.call}")
+
+    def _check_fields(self) -> None:
+        if self.expected is not None and (self.kind != "cas" or not isinstance(self.expected, str)):
+            raise InvalidOperationError(f"only a cas has an expected value (str), got {self.expected!r}")
+        if self.kind in ("get", "delete"):
+            if self.value is not None:
+                raise InvalidOperationError(f"a {self.kind} takes no value, got {self.value!r}")
+        elif not isinstance(self.value, str):
+            raise InvalidOperationError(f"a {self.kind} needs a str value, not {self.value!r}")
+        if self.unknown:
+            if self.output is not None:
+                raise InvalidOperationError(f"an unknown outcome has no output, got {self.output!r}")
+        elif self.kind == "get":
+            if self.output is not None and not isinstance(self.output, str):
+                raise InvalidOperationError(f"a get's output is a str or None, not {self.output!r}")
+        elif self.kind in ("delete", "cas"):
+            if not isinstance(self.output, bool):
+                raise InvalidOperationError(f"a known {self.kind} needs a bool output, not {self.output!r}")
+        elif self.output is not None:
+            raise InvalidOperationError(f"a {self.kind} has no output, got {self.output!r}")
 
     @property
     def unknown(self) -> bool:
@@ -118,6 +135,7 @@ class Operation:
             "call": self.call,
             "ret": self.ret,
             "outcome": self.outcome,
+            **({"expected": self.expected} if self.kind == "cas" else {}),
         }
 
     @classmethod
@@ -137,6 +155,7 @@ class Operation:
                 call=record["call"],
                 ret=record.get("ret"),
                 outcome=record.get("outcome", "ok"),
+                expected=record.get("expected"),
             )
         except KeyError as exc:
             raise InvalidOperationError(f"operation record lacks field {exc.args[0]!r}") from None
@@ -173,6 +192,11 @@ def load_history(path: str | os.PathLike[str]) -> list[Operation]:
             if not isinstance(record, dict):
                 raise HistoryFileError(f"{where}: expected a JSON object")
             if "format" in record:
+                if record["format"] == HISTORY_FORMAT and record.get("version") == 1:
+                    raise HistoryFileError(
+                        f"{where}: history format version 1 (from before absent keys, when a get "
+                        "of a missing key read \"\") is not read by this checker"
+                    )
                 if record["format"] != HISTORY_FORMAT or record.get("version") != HISTORY_FORMAT_VERSION:
                     raise HistoryFileError(
                         f"{where}: unsupported history format {record.get('format')!r} "
@@ -193,6 +217,7 @@ class _Pending:
     key: str
     value: str | None
     call: float
+    expected: str | None = None
 
 
 class HistoryRecorder:
@@ -219,7 +244,9 @@ class HistoryRecorder:
         self._pending: dict[int, _Pending] = {}
         self._done: dict[int, Operation] = {}
 
-    def record_call(self, client_id: int, kind: Kind, key: str, value: str | None = None) -> int:
+    def record_call(
+        self, client_id: int, kind: Kind, key: str, value: str | None = None, expected: str | None = None
+    ) -> int:
         """Note the start of a call now; returns the token to complete it with.
 
         Raises:
@@ -227,12 +254,14 @@ class HistoryRecorder:
         """
         now = float(self._clock())
         # Validate now, where the caller's mistake is, rather than at return time.
-        Operation(client_id, kind, key, value, "" if kind == "get" else None, now, now)
+        samples: dict[str, str | bool] = {"get": "", "delete": True, "cas": True}
+        sample = samples.get(kind)
+        Operation(client_id, kind, key, value, sample, now, now, expected=expected)
         token = next(self._tokens)
-        self._pending[token] = _Pending(client_id, kind, key, value, now)
+        self._pending[token] = _Pending(client_id, kind, key, value, now, expected)
         return token
 
-    def record_return(self, token: int, output: str | None = None) -> None:
+    def record_return(self, token: int, output: str | bool | None = None) -> None:
         """Note that the call of `token` returned now with `output` (a get's result, else None).
 
         Raises:
@@ -242,7 +271,7 @@ class HistoryRecorder:
         pending = self._take(token)
         self._done[token] = Operation(
             pending.client_id, pending.kind, pending.key, pending.value, output,
-            pending.call, max(pending.call, float(self._clock())),
+            pending.call, max(pending.call, float(self._clock())), expected=pending.expected,
         )
 
     def record_unknown(self, token: int) -> None:
@@ -281,5 +310,5 @@ class HistoryRecorder:
     def _unknown_op(pending: _Pending) -> Operation:
         return Operation(
             pending.client_id, pending.kind, pending.key, pending.value, None,
-            pending.call, None, "unknown",
+            pending.call, None, "unknown", pending.expected,
         )

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from ._lin_history import InvalidOperationError, Kind, Operation
+from ._lin_model import step as model_step
 from ._lin_result import CheckResult, PartialLinearization, Verdict
 
 PORCUPINE_RETURN_UNKNOWN: Final = 2**63 - 1
@@ -48,6 +49,8 @@ def to_porcupine_json(ops: Iterable[Operation]) -> list[dict[str, Any]]:
     for op in ops:
         if op.kind == "get" and op.unknown:
             continue
+        if op.kind not in _PORCUPINE_OPS or (op.kind == "get" and op.output is None):
+            raise ValueError("Porcupine's key/value model has no delete, compare-and-set or absent key")
         records.append({
             "ClientId": op.client_id,
             "Input": {"Op": _PORCUPINE_OPS[op.kind], "Key": op.key, "Value": op.value or ""},
@@ -155,9 +158,9 @@ def format_report(result: CheckResult) -> str:
         f"longest linearization found: {len(partial.linearized)} of "
         f"{len(partial.linearized) + len(partial.remaining)} ops"
     )
-    state = ""
+    state: str | None = None
     for step, op in enumerate(partial.linearized, start=1):
-        state = _apply(state, op)
+        state = model_step(state, op)[1]
         lines.append(f"{step:>6}. #{index_of[id(op)]:<6} {_describe(op):<40}  value {_show(state)}")
     assert state == partial.state
     lines.append(f"value after it: {_show(partial.state)}")
@@ -167,7 +170,7 @@ def format_report(result: CheckResult) -> str:
         lines.append("none of these may come next (they are called before the first return):")
         for op in candidates[:REPORT_CANDIDATES_MAX]:
             why = ""
-            if op.kind == "get" and op.output is not None:
+            if op.kind == "get" and isinstance(op.output, str) and partial.state is not None:
                 why = f"   ({_difference(partial.state, op.output)})"
             lines.append(f"       #{index_of[id(op)]:<6} {_describe(op)}{why}")
         if len(candidates) > REPORT_CANDIDATES_MAX:
@@ -184,24 +187,22 @@ def _candidates(partial: PartialLinearization) -> list[Operation]:
     return [op for op in partial.remaining if op.call <= first_return]
 
 
-def _apply(state: str, op: Operation) -> str:
-    if op.kind == "put":
-        assert op.value is not None
-        return op.value
-    if op.kind == "append":
-        assert op.value is not None
-        return state + op.value
-    return state
-
-
 def _describe(op: Operation) -> str:
     if op.kind == "get":
-        return "get -> " + ("(unknown)" if op.unknown else _show(op.output or ""))
+        return "get -> " + ("(unknown)" if op.unknown else _show(op.output))
+    if op.kind == "delete":
+        return "delete" + (" (unknown outcome)" if op.unknown else f" -> existed {op.output}")
+    if op.kind == "cas":
+        want = "absent" if op.expected is None else _show(op.expected)
+        done = " (unknown outcome)" if op.unknown else f" -> wrote {op.output}"
+        return f"cas {want} -> {_show(op.value)}{done}"
     return f"{op.kind} {_show(op.value or '')}" + (" (unknown outcome)" if op.unknown else "")
 
 
-def _show(text: str) -> str:
-    if len(text) <= VALUE_CHARS_MAX:
+def _show(text: str | bool | None) -> str:
+    if text is None:
+        return "(absent)"
+    if isinstance(text, bool) or len(text) <= VALUE_CHARS_MAX:
         return repr(text)
     half = VALUE_CHARS_MAX // 2
     return f"{text[:half]!r}...{text[-half:]!r} ({len(text)} chars)"

@@ -27,14 +27,14 @@ class PartialLinearization:
     Attributes:
         key: the key.
         linearized: operations of the prefix, in linearization order.
-        state: the key's value after the prefix.
+        state: the key's value after the prefix (None: absent).
         remaining: the key's checked operations not in the prefix, in call order; for an
             ILLEGAL key, none of those that may come next fits `state`.
     """
 
     key: str
     linearized: tuple[Operation, ...]
-    state: str
+    state: str | None
     remaining: tuple[Operation, ...]
 
 

@@ -96,7 +96,7 @@ class SearchOutcome:
 
     linearizable: bool | None
     longest: tuple[int, ...]
-    state_after_longest: str
+    state_after_longest: str | None
     configurations: int
 
 
@@ -106,7 +106,8 @@ def search_key(
     deadline: float = math.inf,
     clock: Callable[[], float] = time.monotonic,
 ) -> SearchOutcome:
-    """Search for a linearization of `ops`, all on one key, starting from the empty value.
+    """Search for a linearization of `ops` (get, put and append only), all on one key,
+    starting from an absent key.
 
     Unknown-outcome gets must have been removed by the caller (they constrain nothing).
 
@@ -118,7 +119,7 @@ def search_key(
     n = len(ops)
     known_left = sum(1 for op in ops if not op.unknown)
     if known_left == 0:
-        return SearchOutcome(True, (), "", 0)
+        return SearchOutcome(True, (), None, 0)
 
     # Entries sorted by time, calls first at equal times; ids follow the calls' order so that
     # the first entry left in the list is always the call of the lowest unlinearized id.
@@ -138,7 +139,7 @@ def search_key(
         index_of_id[op_id] = index
 
     # States: strings interned to ids; unread values (reduction 2) all map to _UNREAD.
-    outputs = sorted({op.output for op in ops if op.kind == "get" and op.output is not None})
+    outputs = sorted({op.output for op in ops if op.kind == "get" and isinstance(op.output, str)})
     strings: list[str] = []
     string_ids: dict[str, int] = {}
 
@@ -153,7 +154,9 @@ def search_key(
             string_ids[text] = found
         return found
 
-    initial = intern("")
+    # An absent key is its own state: it reads as None, and appends to it as to "".
+    strings.append("")
+    initial = len(strings) - 1
     kind_of = [0] * n
     arg_of = [0] * n  # get: expected state id; put: new state id; append: unused
     append_value: list[str] = [""] * n
@@ -165,8 +168,8 @@ def search_key(
         kind_of[op_id] = code
         unknown_of[op_id] = op.unknown
         if code == _GET:
-            assert op.output is not None
-            arg_of[op_id] = intern(op.output)
+            assert op.output is None or isinstance(op.output, str)
+            arg_of[op_id] = initial if op.output is None else intern(op.output)
             assert arg_of[op_id] != _UNREAD
         elif code == _PUT:
             assert op.value is not None
@@ -420,16 +423,16 @@ def _placed_order(op_ids: list[int], kinds: list[int], states_after: list[int]) 
     return order
 
 
-def _replay(ops: Iterable[Operation]) -> str:
-    """The key's value after applying `ops` in order to the empty value."""
-    value = ""
+def _replay(ops: Iterable[Operation]) -> str | None:
+    """The key's value after applying `ops` in order to an absent key (None)."""
+    value: str | None = None
     for op in ops:
         if op.kind == "put":
             assert op.value is not None
             value = op.value
         elif op.kind == "append":
             assert op.value is not None
-            value += op.value
+            value = (value or "") + op.value
     return value
 
 

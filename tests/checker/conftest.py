@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from diskv_trio.testing import Operation
+from diskv_trio.testing._lin_model import step
 
 HistoryFactory = Callable[..., list[Operation]]
 
@@ -53,13 +54,13 @@ def generate_history(
         plan.append((client, kind, key, value, call, call + duration, point, unknown))
 
     values: dict[str, str] = {}
-    outputs: dict[int, str] = {}
+    outputs: dict[int, str | None] = {}
     applied = sorted((i for i, step in enumerate(plan) if step[6] is not None),
                      key=lambda i: plan[i][6])  # type: ignore[arg-type, return-value]
     for index in applied:
         _, kind, key, value, *_ = plan[index]
         if kind == "get":
-            outputs[index] = values.get(key, "")
+            outputs[index] = values.get(key)  # None: absent
         elif kind == "put":
             assert value is not None
             values[key] = value
@@ -88,17 +89,12 @@ def check_linearization(ops: list[Operation], order: list[Operation]) -> None:
     assert len({id(op) for op in order}) == len(order)
     placed = {id(op) for op in order}
     assert all(id(op) in placed for op in ops if not op.unknown)
-    value = ""
+    value: str | None = None
     latest_call = float("-inf")
     for op in order:
-        if op.kind == "get":
-            assert op.output == value, (op, value)
-        elif op.kind == "put":
-            assert op.value is not None
-            value = op.value
-        else:
-            assert op.value is not None
-            value += op.value
+        legal, value_after = step(value, op)
+        assert legal, (op, value)
+        value = value_after
         # An op placed after one called later than its own return breaks real-time order.
         if not op.unknown:
             assert op.ret is not None

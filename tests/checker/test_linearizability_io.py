@@ -71,7 +71,7 @@ def test_recorder_times_outcomes_and_pending_calls() -> None:
     with pytest.raises(RecorderMisuseError, match="never issued"):
         recorder.record_unknown(999)
     with pytest.raises(InvalidOperationError):
-        recorder.record_call(5, "delete", "k")  # type: ignore[arg-type]
+        recorder.record_call(5, "remove", "k")  # type: ignore[arg-type]
     with pytest.raises(InvalidOperationError):
         recorder.record_call(5, "put", "k")  # no value
 
@@ -95,7 +95,7 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert load_history(path) == ops
     assert HistoryRecorder.load(tmp_path / "recorder.jsonl") == recorder.operations()
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert json.loads(lines[0]) == {"format": "diskv-history", "version": 1}
+    assert json.loads(lines[0]) == {"format": "diskv-history", "version": 2}
     assert len(lines) == len(ops) + 1
 
 
@@ -103,7 +103,8 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ('{"client_id": 0}\n', ":1: operation record lacks field"),
-        ('\n{"format": "diskv-history", "version": 1}\nnot json\n', ":3: not JSON"),
+        ('\n{"format": "diskv-history", "version": 2}\nnot json\n', ":3: not JSON"),
+        ('{"format": "diskv-history", "version": 1}\n', "version 1"),
         ('{"format": "diskv-history", "version": 9}\n', "unsupported history format"),
         ('[1, 2]\n', "expected a JSON object"),
         ('{"client_id": 0, "kind": "get", "key": "k", "call": 1, "ret": 0, "output": ""}\n',

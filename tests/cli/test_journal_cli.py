@@ -311,3 +311,19 @@ def test_top_level_help_lists_subcommands_and_exit_codes(
         assert command in out
     assert "0 clean, 1 torn tail, 2 corrupt, 3 error" in out
     assert "3  error" in (journal_cli.__doc__ or "")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("diskv-journal ")
+
+
+def test_inspect_and_verify_json(clean: Path, torn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--json` carries the verdict and the exit status the command returns."""
+    assert main(["inspect", str(clean), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "clean" and report["exit_status"] == 0
+    assert report["record_count"] > 0 and report["segments"]
+    assert main(["verify", str(torn), "--json"]) == 1
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["verdict"] == "torn-tail" and verdict["exit_status"] == 1

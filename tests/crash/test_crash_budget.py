@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 from diskv_trio.cluster import LocalCluster
-from diskv_trio.shardkv import key_to_shard
+from diskv_trio.kvproto import DEFAULT_SHARDING
 from tools._crash_events import Timeline
 from tools._crash_nemesis import Broken, Nemesis
 from tools._crash_workload import probe_key, session_keys
@@ -49,11 +49,12 @@ def test_targets_never_exceed_the_budget(tmp_path: Path) -> None:
 
 
 def test_keys_spread_over_shards_and_probes_are_apart() -> None:
-    keys = session_keys(10)
-    assert len({key_to_shard(key) for key in keys}) == 10
-    for shard in range(10):
-        probe = probe_key(shard)
-        assert key_to_shard(probe) == shard
+    keys = session_keys(40)
+    shards = [DEFAULT_SHARDING.shard_of(key.encode()) for key in keys]
+    assert len(set(shards)) >= 30  # crc32c spreads them (40 keys over 120 shards)
+    for shard in (0, 7, DEFAULT_SHARDING.count - 1):
+        probe = probe_key(shard, DEFAULT_SHARDING)
+        assert DEFAULT_SHARDING.shard_of(probe.encode()) == shard
         assert probe not in keys
 
 

@@ -4,6 +4,9 @@ It mirrors the original tests' `setup` / `kill1` / `start1` / `space` helpers on
 same supervisor that `diskv cluster up` uses. Shardmasters are processes too (always
 reliable); every shardkv replica is a separate process, killed with SIGKILL and restarted
 on its directory, or on an emptied directory for a disk loss.
+
+The cluster uses the course's key mapping (`COURSE_SHARDING`: first character modulo 10),
+and the clerks keep the course's string API (`CourseClerk`): a Get of a missing key is "".
 """
 
 from __future__ import annotations
@@ -11,12 +14,37 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from diskv_trio.client import Client, connect
 from diskv_trio.cluster import LocalCluster, open_local_cluster
+from diskv_trio.kvproto import COURSE_SHARDING
+from diskv_trio.net import Role
+from diskv_trio.shardmaster import ShardmasterClerk
+
+
+class CourseClerk:
+    """The course's Clerk over `Client`: text values, and "" for a missing key (ErrNoKey)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @property
+    def shardmasters(self) -> ShardmasterClerk:
+        """The course's shardmaster clerk (`mck`), through the same operator connection."""
+        return self.client.shardmasters
+
+    async def get(self, key: str) -> str:
+        value = await self.client.get(key)
+        return "" if value is None else value.decode("utf-8", "surrogatepass")
+
+    async def put(self, key: str, value: str) -> None:
+        await self.client.put(key, value)
+
+    async def append(self, key: str, value: str) -> None:
+        await self.client.append(key, value)
 
 
 def randstring(n: int) -> str:
@@ -39,23 +67,25 @@ class Course:
     def server(self, gi: int, si: int) -> str:
         return self.cluster.group_servers(self.gids[gi])[si]
 
-    def connect(self) -> AbstractAsyncContextManager[Client]:
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[CourseClerk]:
         """A new clerk as a context manager, for tasks that open their own."""
-        return connect(
-            self.cluster.masters, cluster=self.cluster.cluster, credentials=self.cluster.credentials
-        )
+        # The course's clerks also move shards, so they connect as operators.
+        async with connect(
+            self.cluster.masters,
+            cluster=self.cluster.cluster,
+            credentials=self.cluster.credentials,
+            role=Role.OPERATOR,
+        ) as client:
+            yield CourseClerk(client)
 
-    async def clerk(self) -> Client:
+    async def clerk(self) -> CourseClerk:
         """A new clerk (client) on the cluster, closed when the test ends.
 
         Only for the test's own task: a child task must use `connect()` instead, since the
         clerk's context is closed by the test's exit stack.
         """
-        return await self.stack.enter_async_context(
-            connect(
-            self.cluster.masters, cluster=self.cluster.cluster, credentials=self.cluster.credentials
-        )
-        )
+        return await self.stack.enter_async_context(self.connect())
 
     async def join(self, gi: int) -> None:
         await self.cluster.join(self.gids[gi])
@@ -89,7 +119,12 @@ async def setup(
     async with AsyncExitStack() as stack:
         cluster = await stack.enter_async_context(
             open_local_cluster(
-                directory, groups=groups, replicas=replicas, cluster="test", unreliable=unreliable
+                directory,
+                groups=groups,
+                replicas=replicas,
+                cluster="test",
+                unreliable=unreliable,
+                sharding=COURSE_SHARDING,
             )
         )
         yield Course(cluster, stack)

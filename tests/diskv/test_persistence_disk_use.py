@@ -127,7 +127,7 @@ async def test_disk_use_near_live_state_after_idle(short_tmp: Path) -> None:
                     await trio.sleep(POLL_S)
 
             for key, value in sorted(reference.items()):
-                assert await kv.get(key) == value
+                assert await kv.get_text(key) == value
             for node, busy_bytes in zip(nodes, busy, strict=True):
                 directory = node.settings.directory
                 live = machine(node).live_bytes()

@@ -21,6 +21,7 @@ from diskv_trio.net import (
     Identity,
     RpcRemoteError,
     RpcServer,
+    RpcUnavailable,
     create_credentials,
     open_rpc_pool,
 )
@@ -193,6 +194,9 @@ async def test_unauthenticated_connections_are_capped(
         assert "challenge" in await read_one(stream)
     async with await trio.open_unix_socket(path) as extra:
         assert (await read_until_eof(extra))[0]["code"] == "busy"
+    # To a caller, a full server is a transient failure to try elsewhere, never a fatal one.
+    with pytest.raises(RpcUnavailable, match="busy"):
+        await assert_serving(server, keys)
     for stream in idle:
         await stream.aclose()
     with trio.fail_after(DEADLINE_S):
@@ -200,7 +204,7 @@ async def test_unauthenticated_connections_are_capped(
             try:
                 await assert_serving(server, keys)
                 break
-            except HandshakeError:
+            except RpcUnavailable:
                 await trio.sleep(0.01)
 
 
@@ -227,7 +231,9 @@ async def test_an_idle_client_connection_is_closed(
 async def test_a_caller_that_does_not_read_its_replies_loses_its_connection(
     server: RpcServer, keys: Credentials, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Closed as soon as the queue passes its bound, not when a write stall times out."""
     monkeypatch.setattr(server_module, "OUTPUT_BYTES_MAX", 4 * 1024 * 1024)
+    monkeypatch.setattr("diskv_trio.net._outbox.WRITE_STALL_TIMEOUT_S", 60.0)
     async with await open_raw(server, keys) as stream:
         requests = b"".join(
             frame({"i": i, "m": "test.big", "a": {"size": 1024 * 1024}}) for i in range(40)

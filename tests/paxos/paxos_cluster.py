@@ -1,6 +1,8 @@
-"""A group of Paxos nodes in the test process, each with its own journal directory,
-RpcServer on a Unix socket and RpcPool, plus the course's helpers (ndecided, waitn,
-waitmajority, checkmax, part) with the course's polling schedule."""
+"""A group of Paxos servers in the test process, wired as the replica nodes wire theirs
+(`diskv_trio.rsm.open_paxos_server`: the server's journal storage, the RPC pool transport,
+an RpcServer serving Paxos to authenticated peers only), each with its own journal
+directory and Unix socket, plus the course's helpers (ndecided, waitn, waitmajority,
+checkmax, part) with the course's polling schedule."""
 
 from __future__ import annotations
 
@@ -12,8 +14,11 @@ from typing import Any
 
 import trio
 
-from diskv_trio.net import Faults
-from diskv_trio.paxos import Fate, PaxosNode, PaxosPeer, open_paxos_node
+from diskv_trio.net import Credentials, Faults, Role
+from diskv_trio.paxos import Fate, PaxosPeer
+from diskv_trio.rsm import PaxosServer, open_paxos_server
+
+CLUSTER = "paxos-course"
 
 # waitn: up to 30 polls, sleeping 10 ms and doubling while below 1 s (about 30.7 s in all).
 WAITN_POLLS = 30
@@ -29,15 +34,18 @@ class PaxosCluster:
         self._nursery = nursery
         self.n = n
         self.addresses = [f"unix:{socket_dir}/px{i}" for i in range(n)]
+        self.node_ids = [f"paxos-{i}" for i in range(n)]
         self.directories = [os.path.join(data_dir, f"p{i}") for i in range(n)]
         self.faults = [Faults(seed=1000 + i) for i in range(n)]
-        self.nodes: list[PaxosNode | None] = [None] * n
+        # Peers prove their role with a key, as in a deployed cluster.
+        self.credentials = Credentials({Role.PEER: os.urandom(32)})
+        self.nodes: list[PaxosServer | None] = [None] * n
         self._scopes: list[trio.CancelScope | None] = [None] * n
         self._stopped: list[trio.Event | None] = [None] * n
 
     # ---- lifecycle ------------------------------------------------------------------------
 
-    async def start(self, i: int, *, recovering: bool = False) -> PaxosNode:
+    async def start(self, i: int, *, recovering: bool = False) -> PaxosServer:
         assert self.nodes[i] is None, f"peer {i} is running"
         await self._nursery.start(self._run_node, i, recovering)
         node = self.nodes[i]
@@ -50,10 +58,13 @@ class PaxosCluster:
         try:
             with trio.CancelScope() as scope:
                 self._scopes[i] = scope
-                async with open_paxos_node(
+                async with open_paxos_server(
                     self.addresses,
                     i,
+                    self.node_ids,
                     self.directories[i],
+                    cluster=CLUSTER,
+                    credentials=self.credentials,
                     faults=self.faults[i],
                     recovering=recovering,
                 ) as node:
@@ -71,11 +82,11 @@ class PaxosCluster:
         scope.cancel()
         await stopped.wait()
 
-    async def restart(self, i: int) -> PaxosNode:
+    async def restart(self, i: int) -> PaxosServer:
         await self.stop(i)
         return await self.start(i)
 
-    async def lose_disk(self, i: int) -> PaxosNode:
+    async def lose_disk(self, i: int) -> PaxosServer:
         """Stop peer i, empty its directory, start it again recovering."""
         if self.nodes[i] is not None:
             await self.stop(i)
@@ -107,7 +118,7 @@ class PaxosCluster:
                 group_of[i] = members
         for i in range(self.n):
             mine = group_of.get(i, {i})
-            self.faults[i].cut = {str(j) for j in range(self.n) if j not in mine}
+            self.faults[i].cut = {self.node_ids[j] for j in range(self.n) if j not in mine}
 
     def heal(self) -> None:
         self.part(range(self.n))

@@ -1,7 +1,7 @@
 """A peer refuses requests naming instances far ahead of it, and requests from non-peers.
 
-Each test drives `PaxosPeer._handle` (the "paxos.*" handler) with the wire form of a request
-and a call context as the net layer builds it, then checks the refusal is the typed
+Each test drives the "paxos.*" handler as a server wires it (`rsm`'s `paxos_handlers`) with
+the wire form of a request and a call context as the net layer builds it, then checks the refusal is the typed
 ``paxos.bad_request`` error, that nothing was journalled and that `max()` did not move; the
 catch-up paths (a lagging peer learning through its own proposals) are shown to still work.
 """
@@ -19,6 +19,7 @@ from diskv_trio.net import ApplicationError
 from diskv_trio.paxos import Ballot, Fate, MemoryStorage, PaxosCore, PaxosPeer
 from diskv_trio.paxos._limits import INSTANCE_AHEAD_MAX
 from diskv_trio.paxos._messages import Accept, Decide, EpochNotice, Fence, Prepare
+from diskv_trio.rsm._paxos_wiring import BAD_REQUEST, paxos_handlers
 
 IDS = ("shardkv-1-0", "shardkv-1-1", "shardkv-1-2")
 
@@ -54,10 +55,16 @@ def ctx(msg: Any, *, role: str = "peer", node: str = IDS[1]) -> Context:
     return Context(f"paxos.{msg.KIND}", role, node)
 
 
+async def serve(peer: PaxosPeer, wire: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The request as a server runs it: through the wiring's handler for its method."""
+    method = context.method if context is not None else f"paxos.{wire['k']}"
+    return await paxos_handlers(peer)[method](wire, context)
+
+
 async def refused(peer: PaxosPeer, msg: Any, context: Any) -> str:
     with pytest.raises(ApplicationError) as info:
-        await peer._handle(msg.to_wire(), context)
-    assert info.value.code == "paxos.bad_request"
+        await serve(peer, msg.to_wire(), context)
+    assert info.value.code == BAD_REQUEST == "paxos.bad_request"
     return str(info.value.message)
 
 
@@ -89,7 +96,7 @@ async def test_every_instance_request_is_bounded_relative_to_what_the_receiver_k
 
     await refused(peer, build(limit + 1), ctx(build(limit + 1)))
     assert peer.max() == 41
-    reply = await peer._handle(build(limit).to_wire(), ctx(build(limit)))
+    reply = await serve(peer, build(limit).to_wire(), ctx(build(limit)))
     assert reply["src"] == 0  # served: the bound is inclusive
     assert peer.max() == limit
 
@@ -102,7 +109,7 @@ async def test_lagging_peer_learns_far_instance_through_its_own_proposal() -> No
     msg = Decide(1, -1, far, "v")
     await refused(peer, msg, ctx(msg))
     peer.start(far - 1, {"noop": True})  # what the progress probe does
-    await peer._handle(msg.to_wire(), ctx(msg))
+    await serve(peer, msg.to_wire(), ctx(msg))
     assert peer.status(far) == (Fate.DECIDED, "v")
 
 
@@ -136,7 +143,7 @@ async def test_requests_from_anyone_but_the_named_peer_are_refused(
 async def test_the_named_peer_is_served() -> None:
     peer, _ = make_peer()
     msg = Fence(2, -1, 5, 7)
-    reply = await peer._handle(msg.to_wire(), ctx(msg, node=IDS[2]))
+    reply = await serve(peer, msg.to_wire(), ctx(msg, node=IDS[2]))
     assert reply["k"] == "fence_ack"
     assert peer.statistics()["epoch_threshold"] == 5
 
@@ -144,7 +151,7 @@ async def test_the_named_peer_is_served() -> None:
 async def test_without_peer_ids_src_is_trusted() -> None:
     peer, _ = make_peer(peer_ids=None)
     msg = Decide(2, -1, 3, "v")
-    await peer._handle(msg.to_wire(), None)
+    await serve(peer, msg.to_wire(), None)
     assert peer.status(3) == (Fate.DECIDED, "v")
 
 

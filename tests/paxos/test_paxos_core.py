@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from diskv_trio.paxos import Ballot, Fate, PaxosCore, PaxosProtocolError
-from diskv_trio.paxos._core import RECORD_KEY, Envelope, Ready, restore_state
 from diskv_trio.paxos._messages import (
     REPLY_TYPES,
     REQUEST_TYPES,
@@ -36,14 +35,16 @@ from diskv_trio.paxos._messages import (
     from_wire,
     method_for,
 )
+from diskv_trio.paxos._ready import Envelope, Ready
+from diskv_trio.paxos._records import RECORD_KEY, DecideRecord, PaxosRecord, restore_state
 
 
 def core(me: int = 0, n: int = 3, **kwargs: Any) -> PaxosCore:
     return PaxosCore(peer_count=n, me=me, rng=random.Random(1), boot_id=7, **kwargs)
 
 
-def kinds(records: list[dict[str, Any]]) -> list[str]:
-    return [r[RECORD_KEY] for r in records]
+def kinds(records: list[PaxosRecord]) -> list[str]:
+    return [r.KIND for r in records]
 
 
 B1 = Ballot(0, 1, 1)
@@ -275,7 +276,7 @@ def test_changed_done_is_sent_alone_only_to_peers_that_lack_it() -> None:
 
 def test_restore_from_snapshot_and_records() -> None:
     c = core(me=0)
-    journal: list[dict[str, Any]] = []
+    journal: list[PaxosRecord] = []
     journal += c.on_request(Decide(1, -1, 0, "zero"), 0.0).records
     journal += c.done(0).records
     snapshot = c.snapshot_state()
@@ -363,9 +364,10 @@ def test_decision_of_accepted_value_is_journalled_without_the_value() -> None:
     c = core()
     journal = list(c.on_request(Accept(1, -1, 3, B1, "big" * 100), 0.0).records)
     decided = c.on_request(Decide(1, -1, 3, "big" * 100), 0.0).records
-    assert decided == [{RECORD_KEY: "d", "s": 3}]
+    assert decided == [DecideRecord(3, None, carries_value=False)]
+    assert [r.to_wire() for r in decided] == [{RECORD_KEY: "d", "s": 3}]
     other = c.on_request(Decide(1, -1, 4, "w"), 0.0).records
-    assert other == [{RECORD_KEY: "d", "s": 4, "v": "w"}]
+    assert [r.to_wire() for r in other] == [{RECORD_KEY: "d", "s": 4, "v": "w"}]
     restored = restore_state(None, journal + decided + other)
     again = core(restored=restored)
     assert again.status(3) == (Fate.DECIDED, "big" * 100)

@@ -1,23 +1,42 @@
 """PaxosPeer over in-memory twins: MemoryStorage and a transport that calls the other peers'
-handlers directly. Deterministic (autojump clock), so it checks the driver's duties: replies
-only after sync, wait_decided, done propagation and a restart from the synced records."""
+handlers directly, as the server wires them (`paxos_handlers`, each call made under the
+caller's authenticated node id, checked against `peer_ids`). Deterministic (autojump clock),
+so it checks the driver's duties: replies only after sync, wait_decided, done propagation
+and a restart from the synced records."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
+from diskv_trio.net import ApplicationError
 from diskv_trio.paxos import (
+    PEER_ROLE,
     Fate,
     MemoryStorage,
     PaxosForgotten,
     PaxosPeer,
     PaxosUnreachable,
 )
+from diskv_trio.rsm._paxos_wiring import paxos_handlers
+
+
+def node_id(i: int) -> str:
+    return f"paxos-{i}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the net layer hands a handler: the method and the authenticated caller."""
+
+    method: str
+    peer_role: str
+    peer_id: str
 
 
 class DirectTransport:
@@ -35,8 +54,15 @@ class DirectTransport:
             await trio.lowlevel.checkpoint()
             raise PaxosUnreachable(f"peer {peer} is down")
         self._group.calls += 1
-        with trio.fail_after(deadline_s):
-            return await target.handlers()[method](args, None)
+        handler = paxos_handlers(target)[method]
+        try:
+            with trio.fail_after(deadline_s):
+                context: Any = Context(
+                    method, PEER_ROLE, node_id(self._me)
+                )  # a CallContext's fields
+                return await handler(args, context)
+        except ApplicationError as exc:  # the caller's RpcRemoteError, in the pool transport
+            raise PaxosUnreachable(str(exc)) from exc
 
 
 class Group:
@@ -56,6 +82,7 @@ class Group:
             storage=self.storages[i],
             transport=DirectTransport(self, i),
             rng=random.Random(i),
+            peer_ids=tuple(node_id(j) for j in range(self.n)),
             **kwargs,
         )
         self.peers[i] = peer

@@ -18,7 +18,7 @@ import random
 
 import pytest
 
-from diskv_trio.paxos._core import Fate
+from diskv_trio.paxos import Fate
 from diskv_trio.paxos._sim import Packet, SimParams, Simulation, SimulationFailure
 
 SEEDS_DEFAULT = 120

@@ -18,6 +18,11 @@ Directives (each runs on one manual `Simulation`; arguments are key=value):
 - `partition groups=0|1,2` / `heal`: connectivity.
 - `settle [ticks=N]`: step the clock until quiet (held packets stay held). Output: nothing.
 - `status seq=S`: each peer's fate and value. `peers-state`: voting, epoch, floor, min, max.
+
+After the output of any directive come the journal writes it caused, one line per input a
+peer handled: `  journal 1 sync: promise seq=1 ballot=0.1.0`, the typed records in order
+and whether the core asked for a sync before the replies and messages leave (`sync`) or
+not (`nosync`); a sync with no record of its own is `(none)` (it waits for earlier records).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from diskv_trio.paxos._records import describe_record
 from diskv_trio.paxos._sim import Packet, SimParams, Simulation, SimulationFailure
 
 DATA = Path(__file__).resolve().parent.parent / "testdata" / "paxos"
@@ -62,6 +68,16 @@ def _queue(sim: Simulation) -> list[str]:
     return lines
 
 
+def _journal(sim: Simulation) -> list[str]:
+    """The journal writes since the last call, then forget them."""
+    lines = []
+    for index, records, must_sync in sim.journal_log:
+        written = " | ".join(describe_record(r) for r in records) or "(none)"
+        lines.append(f"  journal {index} {'sync' if must_sync else 'nosync'}: {written}")
+    sim.journal_log.clear()
+    return lines
+
+
 class Runner:
     def __init__(self) -> None:
         self.sim: Simulation | None = None
@@ -72,13 +88,13 @@ class Runner:
         if name == "peers":
             params = SimParams(peer_count=int(args.get("n", "3")))
             self.sim = Simulation(1, params, manual=True, naive_rejoin=args.get("naive") == "1")
-            return []
+            return _journal(self.sim)
         sim = self.sim
         assert sim is not None, "the first directive must be `peers`"
         try:
-            return self._run(sim, name, args)
+            return self._run(sim, name, args) + _journal(sim)
         except SimulationFailure as exc:
-            return [f"FAILURE: {exc}"]
+            return [f"FAILURE: {exc}", *_journal(sim)]
 
     def _run(self, sim: Simulation, name: str, args: dict[str, str]) -> list[str]:
         if name == "start":

@@ -9,8 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from diskv_trio.shardkv import ShardKVState, key_to_shard
+from diskv_trio.kvproto import COURSE_SHARDING
+from diskv_trio.shardkv import ShardKVState
 from diskv_trio.shardmaster import SHARD_COUNT, Config
+
+
+def key_to_shard(key: str) -> int:
+    """The shard of a text key under the course layout, which these tests' configs use."""
+    return COURSE_SHARDING.shard_of(key.encode("utf-8", "surrogatepass"))
 
 
 def servers_of(gid: int) -> tuple[str, ...]:
@@ -44,7 +50,11 @@ def append(state: ShardKVState, key: str, value: str, client: str, seq: int) -> 
 
 
 def get(state: ShardKVState, key: str) -> dict[str, Any]:
-    return state.apply({"op": "get", "key": key, "client": "reader", "seq": 0})
+    """The get's reply, its value shown as text (values are bytes in the state)."""
+    reply = state.apply({"op": "get", "key": key, "client": "reader", "seq": 0})
+    if "value" in reply:
+        reply = reply | {"value": reply["value"].decode()}
+    return reply
 
 
 def pull_into(target: ShardKVState, sources: Mapping[int, ShardKVState]) -> int:

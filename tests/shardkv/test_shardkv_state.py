@@ -18,6 +18,7 @@ from shardkv_core_helpers import (
     append,
     get,
     key_in,
+    key_to_shard,
     make_config,
     pull_into,
     put,
@@ -26,7 +27,7 @@ from shardkv_core_helpers import (
 )
 
 import diskv_trio.shardkv as shardkv
-from diskv_trio.shardkv import ShardDrop, ShardKVState, ShardPull, key_to_shard
+from diskv_trio.shardkv import ShardDrop, ShardKVState, ShardPull
 from diskv_trio.shardmaster import SHARD_COUNT, Config
 
 OK = {"err": "OK"}
@@ -76,7 +77,7 @@ def test_key_to_shard_uses_first_code_point(key: str, shard: int) -> None:
 
 def test_put_get_append() -> None:
     state = owning_all(1)
-    assert get(state, "a") == {"err": "OK", "value": ""}
+    assert get(state, "a") == {"err": "ErrNoKey"}  # absent, not empty
     assert put(state, "a", "x", "c1", 1) == OK
     assert append(state, "a", "b", "c1", 2) == OK
     assert get(state, "a") == {"err": "OK", "value": "xb"}
@@ -84,7 +85,7 @@ def test_put_get_append() -> None:
     assert get(state, "new") == {"err": "OK", "value": "v"}
     assert put(state, "a", "y", "c2", 1) == OK
     assert get(state, "a") == {"err": "OK", "value": "y"}
-    assert get(state, "") == {"err": "OK", "value": ""}
+    assert get(state, "") == {"err": "ErrNoKey"}
 
 
 def test_config_zero_owns_nothing() -> None:
@@ -118,12 +119,12 @@ def test_get_is_never_recorded() -> None:
     for seq in range(5):
         assert state.apply({"op": "get", "key": "k", "client": "c", "seq": 10 + seq}) == {
             "err": "OK",
-            "value": "v" * 100,
+            "value": b"v" * 100,
         }
     assert state.snapshot() == before
     assert state.live_bytes() == bytes_before
     # A get needs no client id: it is never deduplicated.
-    assert state.apply({"op": "get", "key": "k"})["value"] == "v" * 100
+    assert state.apply({"op": "get", "key": "k"})["value"] == b"v" * 100
 
 
 def test_wrong_group_is_decided_by_log_position() -> None:
@@ -136,7 +137,7 @@ def test_wrong_group_is_decided_by_log_position() -> None:
     assert put(state, moved, "after", "c", 2) == WRONG
     assert get(state, moved) == WRONG
     assert put(state, kept, "fine", "c", 3) == OK
-    assert state.handoff(1, 2) == ({moved: "before"}, {"c": 1})
+    assert state.handoff(1, 2) == ({moved.encode(): b"before"}, {"c": (1, None)})
 
 
 def test_reconfig_applies_in_order_only() -> None:
@@ -215,7 +216,7 @@ def test_install_merges_duplicate_table_so_old_owner_ops_are_not_reapplied() -> 
     assert get(b, key)["value"] == "x"
     assert append(b, key, "y", "client", 6) == OK
     assert get(b, key)["value"] == "xy"
-    assert b.snapshot()["shards"][1] == [6, {key: "xy"}, {"client": 6}]
+    assert b.snapshot()["shards"][1] == [6, {key.encode(): b"xy"}, {"client": [6, None]}]
 
 
 def test_handoff_only_after_moving_past_and_drop_is_idempotent() -> None:
@@ -230,9 +231,9 @@ def test_handoff_only_after_moving_past_and_drop_is_idempotent() -> None:
     reconfig(a, c2)
     bytes_with_handoff = a.live_bytes()
     handoff = a.handoff(1, 9)
-    assert handoff == ({key: "value"}, {"c": 1})
+    assert handoff == ({key.encode(): b"value"}, {"c": (1, None)})
     handoff[0][key] = "changed by the caller"
-    assert a.handoff(1, 9) == ({key: "value"}, {"c": 1})
+    assert a.handoff(1, 9) == ({key.encode(): b"value"}, {"c": (1, None)})
     assert a.handoff(0, 9) is None and a.handoff(1, 8) is None
     assert a.handoff_keys() == [(1, 9)]
 
@@ -361,7 +362,7 @@ def test_snapshot_is_a_copy() -> None:
     a, _ = busy_pair()
     snapshot = a.snapshot()
     put(a, key_in(0, "k"), "changed", "z", 1)
-    assert snapshot["shards"][0][1][key_in(0, "k")] == "value0"
+    assert snapshot["shards"][0][1][key_in(0, "k").encode()] == b"value0"
 
 
 def test_snapshot_stores_each_value_once() -> None:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from shardkv_core_helpers import pull_into
+from shardkv_core_helpers import key_to_shard, pull_into
 
-from diskv_trio.shardkv import ShardKVState, key_to_shard
+from diskv_trio.shardkv import ShardKVState
 from diskv_trio.shardmaster import SHARD_COUNT, ShardmasterState
 
 GIDS = (100, 101, 102)
@@ -127,9 +127,12 @@ class Cluster:
         if owner == 0:
             return False
         reply = self.groups[owner].apply({"op": "get", "key": key})
+        if "value" in reply:
+            reply = reply | {"value": reply["value"].decode()}
         if reply["err"] == "ErrWrongGroup":
             return False
-        assert reply == {"err": "OK", "value": self.model.get(key, "")}, key
+        want = self.model.get(key)
+        assert reply == ({"err": "ErrNoKey"} if want is None else {"err": "OK", "value": want}), key
         return True
 
     def settle(self) -> None:

@@ -1,6 +1,7 @@
 """Shardkv ops are built from validated fields before they are proposed.
 
-The builders (client ops, drop/dropped_ack, install from a pulled shard) are checked on a
+The builders (client ops from `kvproto.decode_op`, drop/dropped_ack, install from a pulled
+shard) are checked on a
 case table and on random arguments of random shapes: each returns a typed op or raises
 ValueError, nothing else, and a built op applies without ErrBadOp. The state machine is
 checked to never raise on random ops.
@@ -14,18 +15,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diskv_trio.net import ApplicationError
-from diskv_trio.shardkv import ShardKVState
-from diskv_trio.shardkv._ops import (
+from diskv_trio.kvproto import (
+    COURSE_SHARDING,
     KEY_BYTES_MAX,
     NUMBER_MAX,
-    ClientOp,
-    InstallOp,
-    ShardRefOp,
-    client_op,
-    install_op,
-    shard_ref_op,
+    VALUE_BYTES_MAX,
+    Append,
+    Cas,
+    Delete,
+    Get,
+    Put,
 )
+from diskv_trio.kvproto import decode_op as client_op
+from diskv_trio.net import ApplicationError
+from diskv_trio.shardkv import ShardKVState
+from diskv_trio.shardkv._ops import InstallOp, ShardRefOp, install_op, shard_ref_op
 from diskv_trio.shardkv._server import validate_client_op
 
 cyclic: list[Any] = []
@@ -41,7 +45,12 @@ BAD_CLIENT = [
     {"op": "get", "key": "k" * (KEY_BYTES_MAX + 1)},
     {"op": "get", "key": ["k"]},
     {"op": ["get"], "key": "k"},
-    {"op": "delete", "key": "k"},
+    {"op": "delete", "key": "k"},  # a write without its session
+    {"op": "cas", "key": "k", "new": b"v", "client": "c", "seq": 1},  # expected missing
+    {"op": "cas", "key": "k", "expected": 7, "new": b"v", "client": "c", "seq": 1},
+    {"op": "cas", "key": "k", "expected": b"x" * VALUE_BYTES_MAX, "new": b"v", "client": "c", "seq": 1},
+    {"op": "put", "key": b"k", "value": b"v" * (VALUE_BYTES_MAX + 1), "client": "c", "seq": 1},
+    {"op": "increment", "key": "k", "client": "c", "seq": 1},
     [1, 2, 3],
 ]
 
@@ -57,7 +66,9 @@ def test_bad_client_requests_are_refused(args: Any) -> None:
 
 def test_a_client_op_carries_only_its_fields() -> None:
     op = client_op({"op": "put", "key": "k", "value": "v", "client": "c", "seq": 3, "x": cyclic})
-    assert op.to_log() == {"op": "put", "key": "k", "value": "v", "client": "c", "seq": 3}
+    assert op.to_wire() == {"op": "put", "key": b"k", "value": b"v", "client": "c", "seq": 3}
+    cas = client_op({"op": "cas", "key": b"k", "expected": None, "new": b"", "client": "c", "seq": 4})
+    assert cas == Cas(b"k", None, b"", "c", 4)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +85,7 @@ def test_a_client_op_carries_only_its_fields() -> None:
 )
 def test_pulled_shards_are_checked_before_install(reply: Any) -> None:
     with pytest.raises(ValueError):
-        install_op(3, ord("a") % 10, reply)
+        install_op(3, ord("a") % 10, COURSE_SHARDING, reply)
 
 
 json_like = st.recursive(
@@ -93,9 +104,11 @@ json_like = st.recursive(
 client_args = st.fixed_dictionaries(
     {},
     optional={
-        "op": st.one_of(st.sampled_from(["get", "put", "append"]), json_like),
+        "op": st.one_of(st.sampled_from(["get", "put", "append", "delete", "cas"]), json_like),
         "key": st.one_of(st.text(max_size=4), json_like),
-        "value": st.one_of(st.text(max_size=4), json_like),
+        "value": st.one_of(st.text(max_size=4), st.binary(max_size=4), json_like),
+        "expected": st.one_of(st.none(), st.binary(max_size=4), json_like),
+        "new": st.one_of(st.binary(max_size=4), json_like),
         "client": st.one_of(st.text(max_size=4), json_like),
         "seq": st.one_of(st.integers(-2, 10), json_like),
         "config_num": st.one_of(st.integers(-2, 10), json_like),
@@ -120,8 +133,8 @@ def test_client_op_returns_a_typed_op_or_value_error(args: Any) -> None:
         op = client_op(args)
     except ValueError:
         return
-    assert isinstance(op, ClientOp)
-    assert present_state().apply(op.to_log())["err"] == "OK"
+    assert isinstance(op, Get | Put | Append | Delete | Cas)
+    assert present_state().apply(op.to_wire())["err"] in ("OK", "ErrNoKey")
 
 
 @settings(max_examples=200)
@@ -139,7 +152,7 @@ def test_shard_ref_op_returns_a_typed_op_or_value_error(name: str, args: Any) ->
 @given(st.integers(-2, 5), st.integers(-1, 10), st.one_of(client_args, json_like))
 def test_install_op_returns_a_typed_op_or_value_error(num: int, shard: int, reply: Any) -> None:
     try:
-        op = install_op(num, shard, reply)
+        op = install_op(num, shard, COURSE_SHARDING, reply)
     except ValueError:
         return
     assert isinstance(op, InstallOp)
@@ -152,7 +165,9 @@ def test_install_op_returns_a_typed_op_or_value_error(num: int, shard: int, repl
         json_like,
         st.builds(
             lambda name, args: {**args, "op": name},
-            st.sampled_from(["get", "put", "append", "reconfig", "install", "drop", "dropped_ack"]),
+            st.sampled_from(
+                ["get", "put", "append", "delete", "cas", "reconfig", "install", "drop", "dropped_ack"]
+            ),
             client_args,
         ),
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import trio
 
+from diskv_trio.kvproto import COURSE_SHARDING
 from diskv_trio.net import Identity, RpcPool, open_rpc_pool
 from diskv_trio.rsm import NodeSettings, ReplicaNode
 from diskv_trio.shardmaster import ShardmasterClerk, shardmaster_node
@@ -42,7 +43,8 @@ async def shardmasters(directory: Path, count: int = 3) -> AsyncIterator[Shardma
                 peers=tuple(addresses),
                 directory=directory / f"sm-{i}",
                 bootstrap=True,
-            )
+            ),
+            COURSE_SHARDING,  # the course suite's layout: 10 shards
         )
         for i in range(count)
     ]
