@@ -1,4 +1,4 @@
-"""Developer sessions: tests, lint, bench, crash.
+"""Developer sessions: tests, lint, bench, crash, netfault.
 
 `nox -s tests` is the default suite (what CI runs); `nox -s crash` holds the long
 fault-injection runs; `nox -s bench` prints figures and asserts nothing.
@@ -43,6 +43,16 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def crash(session: nox.Session) -> None:
-    """Seeded crash sessions checked for linearizability: `nox -s crash -- --seed S --minutes M`."""
+    """Seeded crash sessions checked for linearizability: `nox -s crash -- --seed S --minutes M`
+    (`-- --via resp`: the clients speak RESP through the gateway)."""
     _install(session, "test")
     session.run("python", "-m", "tools.crash", *session.posargs)
+
+
+@nox.session
+def netfault(session: nox.Session) -> None:
+    """A crash session with every server in its own network namespace over TCP and the network
+    faults made by the kernel: `nox -s netfault -- --seed S --minutes M` (needs root; skips in
+    one line without; `-- --figures` prints latency and fail-over figures)."""
+    _install(session, "test")
+    session.run("python", "-m", "tools.netfault", *session.posargs)

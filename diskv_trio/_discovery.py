@@ -12,13 +12,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from diskv_trio.net import CREDENTIALS_ENV, Credentials, CredentialsError, load_credentials
+from diskv_trio.net import (
+    CREDENTIALS_ENV,
+    TLS_DIR_ENV,
+    Credentials,
+    CredentialsError,
+    Tls,
+    load_credentials,
+    load_tls,
+)
 
 DEFAULT_DATA_DIR = Path("diskv-data")
 DATA_DIR_ENV = "DISKV_DIR"
 CLUSTER_FILE_NAME = "cluster.json"
 MASTERS_ENV = "DISKV_MASTERS"
 CREDENTIALS_DIR_NAME = "credentials"
+TLS_DIR_NAME = "tls"
 DEFAULT_CLUSTER_NAME = "diskv"
 
 
@@ -88,14 +97,41 @@ def find_cluster_name(data_dir: Path | None = None) -> str:
 
 
 def find_credentials(
-    explicit: Path | None = None, *, data_dir: Path | None = None
+    explicit: Path | None = None, *, data_dir: Path | None = None, tls_dir: Path | None = None
 ) -> Credentials | None:
     """The keys this process holds: `explicit`, else `DISKV_CREDENTIALS`, else the
-    `credentials` folder of the local cluster; None when none of them exists.
+    `credentials` folder of the local cluster; with the TLS settings `find_tls` finds.
+    None when neither keys nor TLS settings are found.
 
     Raises:
-        CredentialsError: a directory was named but is missing, unsafe or holds no key.
+        CredentialsError: a directory was named but is missing, unsafe or holds no key
+            (`TlsError`, a kind of it, for a TLS directory).
     """
+    keys = _find_keys(explicit, data_dir)
+    tls = find_tls(tls_dir, data_dir=data_dir)
+    if tls is None:
+        return keys
+    return Credentials(keys.keys if keys is not None else {}, tls=tls)
+
+
+def find_tls(explicit: Path | None = None, *, data_dir: Path | None = None) -> Tls | None:
+    """The TLS settings of a caller: `explicit`, else `DISKV_TLS_DIR`, else the directory
+    the local cluster's `cluster.json` names (written by `cluster up --tls`); None (plain
+    text) when none is set.
+
+    Raises:
+        TlsError: the directory named cannot be used.
+    """
+    if explicit is not None:
+        return load_tls(explicit)
+    env = os.environ.get(TLS_DIR_ENV)
+    if env:
+        return load_tls(Path(env))
+    local = (read_cluster_file(data_dir) or {}).get("tls")
+    return load_tls(Path(local)) if isinstance(local, str) and local else None
+
+
+def _find_keys(explicit: Path | None, data_dir: Path | None) -> Credentials | None:
     if explicit is not None:
         return load_credentials(explicit)
     env = os.environ.get(CREDENTIALS_ENV)
@@ -115,9 +151,11 @@ __all__ = [
     "DATA_DIR_ENV",
     "DEFAULT_DATA_DIR",
     "DiscoveryError",
+    "TLS_DIR_NAME",
     "default_data_dir",
     "find_cluster_name",
     "find_credentials",
+    "find_tls",
     "find_masters",
     "read_cluster_file",
     "split_addresses",

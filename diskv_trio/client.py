@@ -18,6 +18,7 @@ Rules kept here:
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from diskv_trio.net import (
     RpcRemoteError,
     RpcUnavailable,
     open_rpc_pool,
+    tls_for_client_context,
 )
 from diskv_trio.shardmaster import Config, ShardmasterClerk
 
@@ -263,6 +265,7 @@ async def connect(
     cluster: str | None = None,
     credentials: Credentials | Path | None = None,
     role: Role = Role.CLIENT,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Client]:
     """Open a client on the cluster whose shardmasters are `masters`.
 
@@ -273,6 +276,11 @@ async def connect(
     `role=Role.OPERATOR` (with the operator key) also lets `shardmasters` change the
     configuration (join, leave, move).
 
+    Every connection is TLS when `ssl_context` is given (it verifies the servers; load a
+    certificate into it only for the operator role), else when `credentials` carry TLS
+    settings, else when `DISKV_TLS_DIR` or the local cluster (`cluster up --tls`) names a
+    TLS directory.
+
     Raises:
         DiscoveryError: no shardmasters could be found.
         CredentialsError: a credentials directory was named but cannot be used.
@@ -280,6 +288,8 @@ async def connect(
     addresses = find_masters(masters)
     name = cluster or find_cluster_name()
     keys = credentials if isinstance(credentials, Credentials) else find_credentials(credentials)
+    if ssl_context is not None:
+        keys = Credentials(keys.keys if keys else {}, tls=tls_for_client_context(ssl_context))
     identity = Identity(name, role, f"{role.value}-" + os.urandom(6).hex())
     async with open_rpc_pool(identity, credentials=keys) as pool:
         yield Client(addresses, pool)

@@ -6,8 +6,10 @@ the baseline echoes length-prefixed byte frames with no CBOR. Each is measured w
 caller and with 64 calls in flight on one connection (the baseline pipelines 64 frames),
 then the ratios are printed. The RPC is measured as a client (whose frames are bounded in
 items before decoding) and as a peer (not), which shows the cost of that check; and new
-connections per second (handshake + one call) show the cost of authentication. Run with
-``python -m tools.bench_rpc`` (about 25 s).
+connections per second (handshake + one call) show the cost of authentication. A third
+server serves the same RPC over TLS (certificates from the local CA of `cluster up --tls`;
+the caller holds only ca.pem, as a client does): its rows show what TLS costs against the
+plain RPC of the same run. Run with ``python -m tools.bench_rpc`` (about 35 s).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import trio
 
+from diskv_trio.cluster._certificates import create_tls_files, server_tls_dir
 from diskv_trio.net import (
     EVERYONE,
     CallContext,
@@ -31,8 +34,10 @@ from diskv_trio.net import (
     RpcServer,
     create_credentials,
     load_credentials,
+    load_tls,
     open_rpc_pool,
 )
+from diskv_trio.net._tls import Tls, client_context
 
 MEASURE_S = 1.5
 WARMUP_S = 0.2
@@ -44,6 +49,7 @@ CLUSTER = "bench"
 ARGS = {"key": "k1", "value": "x" * 100}
 PAYLOAD = b"x" * 120
 """Baseline payload, about the size of the CBOR request above."""
+SERVER_NAME = "bench-server"
 
 
 # -- servers (run in the child process) ---------------------------------------------------
@@ -53,13 +59,17 @@ async def _echo_handler(args: dict[str, Any], context: CallContext) -> dict[str,
     return args
 
 
-async def _serve_rpc(path: str) -> None:
+async def _serve_rpc(path: str, tls: bool = False) -> None:
+    directory = Path(path).parent
+    keys = load_credentials(directory / "creds")
+    if tls:
+        keys = Credentials(keys.keys, tls=load_tls(server_tls_dir(directory / "tls", SERVER_NAME)))
     server = RpcServer(
         f"unix:{path}",
-        Identity(CLUSTER, Role.PEER, "bench-server"),
+        Identity(CLUSTER, Role.PEER, SERVER_NAME),
         {"bench.echo": _echo_handler},
         roles=EVERYONE,
-        credentials=load_credentials(Path(path).parent / "creds"),
+        credentials=keys,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
@@ -219,6 +229,11 @@ async def _measure_all(directory: str) -> dict[str, float]:
         rpc_single, rpc_many = await _measure_rpc(f"{directory}/rpc", Role.CLIENT, keys)
         peer_single, peer_many = await _measure_rpc(f"{directory}/rpc", Role.PEER, keys)
         connects = await _measure_connects(f"{directory}/rpc", keys)
+        over_tls = Credentials(
+            keys.keys, tls=Tls(client_context(Path(directory) / "tls" / "ca.pem"))
+        )
+        tls_single, tls_many = await _measure_rpc(f"{directory}/rpc-tls", Role.CLIENT, over_tls)
+        tls_connects = await _measure_connects(f"{directory}/rpc-tls", over_tls)
         for name, rate in [
             ("bare_single", bare_single),
             ("bare_many", bare_many),
@@ -227,6 +242,9 @@ async def _measure_all(directory: str) -> dict[str, float]:
             ("peer_single", peer_single),
             ("peer_many", peer_many),
             ("connects", connects),
+            ("tls_single", tls_single),
+            ("tls_many", tls_many),
+            ("tls_connects", tls_connects),
         ]:
             best[name] = max(best.get(name, 0.0), rate)
     return best
@@ -236,10 +254,12 @@ def run() -> None:
     """Measure and print RPC and bare round trips per second, and their ratios."""
     directory = tempfile.mkdtemp(prefix="bench-rpc-", dir="/tmp")
     create_credentials(Path(directory) / "creds")
+    create_tls_files(Path(directory) / "tls", [SERVER_NAME])
     children: list[subprocess.Popen[str]] = []
     try:
         children.append(_start_child("serve-echo", f"{directory}/echo"))
         children.append(_start_child("serve-rpc", f"{directory}/rpc"))
+        children.append(_start_child("serve-rpc-tls", f"{directory}/rpc-tls"))
         best = trio.run(_measure_all, directory)
     finally:
         for child in children:
@@ -257,7 +277,9 @@ def run() -> None:
     print(f"  {'RPC / bare':34}{rpc_single / bare_single:>12.2f}{rpc_many / bare_many:>16.2f}")
     peer_single, peer_many = best["peer_single"], best["peer_many"]
     print(f"  {'RPC as peer (no item bound)':34}{peer_single:>12,.0f}{peer_many:>16,.0f}")
-    print(f"  {'client / peer (cost of the bound)':34}{rpc_single / peer_single:>12.2f}{rpc_many / peer_many:>16.2f}")
+    print(
+        f"  {'client / peer (cost of the bound)':34}{rpc_single / peer_single:>12.2f}{rpc_many / peer_many:>16.2f}"
+    )
     connects = best["connects"]
     print(
         f"  new connections/s (HMAC handshake + 1 call): {connects:,.0f}"
@@ -266,12 +288,21 @@ def run() -> None:
     print(
         f"  RPC mean latency, 1 caller: {1e6 / rpc_single:.0f} us (bare {1e6 / bare_single:.0f} us)"
     )
+    tls_single, tls_many, tls_connects = best["tls_single"], best["tls_many"], best["tls_connects"]
+    print(f"  {'RPC as client over TLS':34}{tls_single:>12,.0f}{tls_many:>16,.0f}")
+    print(f"  {'TLS / plain RPC':34}{tls_single / rpc_single:>12.2f}{tls_many / rpc_many:>16.2f}")
+    print(
+        f"  new connections/s over TLS (TLS + HMAC handshakes + 1 call): {tls_connects:,.0f}"
+        f" = {tls_connects / connects:.2f} x plain"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) == 2 and args[0] == "serve-rpc":
         trio.run(_serve_rpc, args[1])
+    elif len(args) == 2 and args[0] == "serve-rpc-tls":
+        trio.run(_serve_rpc, args[1], True)
     elif len(args) == 2 and args[0] == "serve-echo":
         trio.run(_serve_echo, args[1])
     elif not args:

@@ -3,7 +3,7 @@
 Usage::
 
     python -m tools.crash --seed S --minutes M [--groups G --replicas R --clients C]
-                          [--keep-dir] [--disk-faults] [--dir DIR] [--verbose]
+                          [--keep-dir] [--disk-faults] [--via native|resp] [--dir DIR] [--verbose]
 
 The seed is printed first; the same seed replays the same choices of faults, targets, keys
 and operations (their timing, and so the interleaving, differs from run to run). A session:
@@ -17,8 +17,10 @@ nemesis breaks servers (one fault at a time, then several), heal everything, the
 
 With ``--disk-faults`` the servers keep unsynced journal writes in memory
 (``DISKV_JOURNAL_HOLD_UNSYNCED=1``), so a SIGKILL also loses what was not yet synced, as a
-power loss would. A failure keeps the run directory (server logs, history, timeline, the
-failing key's report and Porcupine JSON), prints the replay command and exits 1.
+power loss would. With ``--via resp`` the clients speak the Redis protocol through a
+`RespGateway` in front of the cluster (`_crash_resp`), checked the same way. A failure
+keeps the run directory (server logs, history, timeline, the failing key's report and
+Porcupine JSON), prints the replay command and exits 1.
 """
 
 from __future__ import annotations
@@ -32,15 +34,16 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import trio
 
 from diskv_trio.client import connect
-from diskv_trio.cluster import ClusterError, open_local_cluster
+from diskv_trio.cluster import ClusterError, LocalCluster, open_local_cluster
 from diskv_trio.testing.linearizability import (
     HistoryRecorder,
     Verdict,
@@ -61,6 +64,7 @@ from ._crash_checks import (
 )
 from ._crash_events import Timeline
 from ._crash_nemesis import Nemesis
+from ._crash_resp import PinnableClock, RespWorkload
 from ._crash_workload import Workload, WorkloadStats, session_keys
 
 CLUSTER_NAME = "crash"
@@ -84,6 +88,8 @@ class CrashOptions:
     replicas: int = 3
     clients: int = 6
     disk_faults: bool = False
+    via: Literal["native", "resp"] = "native"
+    """How the clients reach the cluster: "native" (the Trio client) or "resp" (the gateway)."""
     directory: Path | None = None
     keep_dir: bool = False
     verbose: bool = False
@@ -93,7 +99,8 @@ class CrashOptions:
             f"python -m tools.crash --seed {self.seed} --minutes {self.minutes:g} "
             f"--groups {self.groups} --replicas {self.replicas} --clients {self.clients}"
         )
-        return command + (" --disk-faults" if self.disk_faults else "")
+        command += " --disk-faults" if self.disk_faults else ""
+        return command + (f" --via {self.via}" if self.via != "native" else "")
 
     @property
     def key_count(self) -> int:
@@ -128,7 +135,7 @@ class CrashResult:
     def summary(self) -> str:
         stats = self.op_stats
         lines = [
-            f"ops: {stats.total()} ({', '.join(f'{k} {stats.ok[k]} ok/{stats.unknown[k]} unknown' for k in ('get', 'put', 'append'))})",
+            f"ops: {stats.total()} ({', '.join(f'{k} {stats.ok[k]} ok/{stats.unknown[k]} unknown' for k in sorted(stats.ok | stats.unknown))})",
             "faults: " + (", ".join(f"{k} {n}" for k, n in sorted(self.fault_counts.items())) or "none"),
             f"linearizability: {self.verdict.value if self.verdict else 'not checked'}"
             f" (check took {self.check_s:.1f} s)",
@@ -145,6 +152,23 @@ class CrashResult:
             ))
         lines.append(f"session took {self.elapsed_s:.1f} s")
         return "\n".join(lines)
+
+
+@asynccontextmanager
+async def _local_cluster(directory: Path, options: CrashOptions) -> AsyncIterator[LocalCluster]:
+    async with open_local_cluster(
+        directory, groups=options.groups, replicas=options.replicas, cluster=CLUSTER_NAME
+    ) as cluster:
+        yield cluster
+
+
+@dataclass(frozen=True)
+class SessionHooks:
+    """Where a session's servers run and what breaks them: Unix sockets on this host and the
+    `Nemesis` by default; `tools.netfault` gives servers in network namespaces and kernel faults."""
+
+    open_cluster: Callable[[Path, CrashOptions], AbstractAsyncContextManager[LocalCluster]] = _local_cluster
+    make_nemesis: Callable[[LocalCluster, random.Random, Timeline], Nemesis] = Nemesis
 
 
 @contextmanager
@@ -164,7 +188,7 @@ def _hold_unsynced(enabled: bool) -> Iterator[None]:
             os.environ[HOLD_UNSYNCED_ENV] = previous
 
 
-async def run_crash(options: CrashOptions) -> CrashResult:
+async def run_crash(options: CrashOptions, hooks: SessionHooks | None = None) -> CrashResult:
     """Run one crash session and check it; never raises for a failed check (see `problems`).
 
     Raises:
@@ -182,11 +206,13 @@ async def run_crash(options: CrashOptions) -> CrashResult:
         run_dir.mkdir(parents=True, exist_ok=True)
     result = CrashResult(options, run_dir)
     timeline = Timeline(origin=started, echo=options.verbose)
-    recorder = HistoryRecorder()
+    clock = PinnableClock()
+    recorder = HistoryRecorder(clock=clock)
     keys = session_keys(options.key_count)
     try:
         with _hold_unsynced(options.disk_faults):
-            await _session(options, run_dir, keys, recorder, timeline, result)
+            await _session(options, run_dir, keys, recorder, clock, timeline, result,
+                           hooks or SessionHooks())
     except (ClusterError, trio.TooSlowError) as exc:
         timeline.problem(f"cluster failed outside the nemesis: {type(exc).__name__}: {exc}")
     ops = recorder.operations()
@@ -220,25 +246,33 @@ async def _session(
     run_dir: Path,
     keys: list[str],
     recorder: HistoryRecorder,
+    clock: PinnableClock,
     timeline: Timeline,
     result: CrashResult,
+    hooks: SessionHooks,
 ) -> None:
     rng = random.Random(f"{options.seed}-nemesis")
-    async with open_local_cluster(
-        run_dir / "cluster", groups=options.groups, replicas=options.replicas, cluster=CLUSTER_NAME
-    ) as cluster:
-        nemesis = Nemesis(cluster, rng, timeline)
+    async with hooks.open_cluster(run_dir / "cluster", options) as cluster:
+        nemesis = hooks.make_nemesis(cluster, rng, timeline)
         try:
             with trio.fail_after(JOIN_TIMEOUT_S):
                 for gid in cluster.gids:
                     await cluster.join(gid)
                 await nemesis.learn_node_ids()
             timeline.note(f"cluster up: {len(cluster.servers)} servers, groups {cluster.gids}")
-            workload = Workload(
-                cluster.masters, CLUSTER_NAME, recorder,
-                seed=options.seed, clients=options.clients, keys=keys,
-                credentials=cluster.credentials,
-            )
+            workload: Workload | RespWorkload
+            if options.via == "resp":
+                workload = RespWorkload(
+                    cluster.masters, CLUSTER_NAME, recorder, clock, timeline,
+                    seed=options.seed, clients=options.clients, keys=keys,
+                    credentials=cluster.credentials,
+                )
+            else:
+                workload = Workload(
+                    cluster.masters, CLUSTER_NAME, recorder,
+                    seed=options.seed, clients=options.clients, keys=keys,
+                    credentials=cluster.credentials,
+                )
             result.op_stats = workload.stats
             checker_id = options.clients
             async with connect(
@@ -273,6 +307,8 @@ def _parse(argv: list[str] | None) -> CrashOptions:
     parser.add_argument("--clients", type=int, default=6, help="concurrent clients (default %(default)s)")
     parser.add_argument("--disk-faults", action="store_true",
                         help="lose unsynced journal writes on SIGKILL (power loss)")
+    parser.add_argument("--via", choices=("native", "resp"), default="native",
+                        help="clients use the Trio client, or RESP through the gateway (default %(default)s)")
     parser.add_argument("--dir", type=Path, help="run directory (default: a new one under /tmp)")
     parser.add_argument("--keep-dir", action="store_true", help="keep the run directory after a pass")
     parser.add_argument("--verbose", "-v", action="store_true", help="print the nemesis timeline live")
@@ -284,7 +320,7 @@ def _parse(argv: list[str] | None) -> CrashOptions:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(SEED_MAX)
     return CrashOptions(
         seed=seed, minutes=args.minutes, groups=args.groups, replicas=args.replicas,
-        clients=args.clients, disk_faults=args.disk_faults, directory=args.dir,
+        clients=args.clients, disk_faults=args.disk_faults, via=args.via, directory=args.dir,
         keep_dir=args.keep_dir, verbose=args.verbose,
     )
 

@@ -62,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="also serve the Redis protocol on 127.0.0.1:PORT (see `diskv resp`)")
     up.add_argument("--metrics-port", type=positive_int, metavar="BASE",
                     help="serve each server's Prometheus metrics on 127.0.0.1, ports BASE, BASE+1, ... (printed)")
+    up.add_argument("--tls", action="store_true",
+                    help="TLS on every connection: makes a local CA and certificates in DIR/tls (kept across runs)")
     add_sharding_arguments(up)
     add_logging_arguments(up)
     up.set_defaults(handler=run_cluster_up)
@@ -94,6 +96,8 @@ def _print_layout(cluster: LocalCluster, log_file: Path) -> None:
     for gid in cluster.gids:
         print(f"  group {gid}: {','.join(cluster.group_addresses(gid))}")
     print(f"  logs: {cluster.data_dir / 'logs'} (this supervisor's: {log_file.name})")
+    if cluster.tls_dir is not None:
+        print(f"  tls: {cluster.tls_dir} (give clients elsewhere its ca.pem, with DISKV_TLS_DIR)")
     if cluster.metrics_port_base is not None:
         ports = ", ".join(f"{s.name}={s.metrics_port}" for s in cluster.servers.values())
         print(f"  metrics: http://127.0.0.1:PORT/metrics, {ports}")
@@ -172,6 +176,7 @@ def run_cluster_up(args: argparse.Namespace) -> int:
             server_arguments=server_logging,
             sharding=sharding_or_exit(args),
             metrics_port_base=args.metrics_port,
+            tls=args.tls,
         ) as cluster:
             await check_recorded_groups(cluster)
             for gid in cluster.gids:

@@ -18,7 +18,9 @@ from diskv_trio._discovery import DATA_DIR_ENV, find_credentials
 from diskv_trio._logging import LOG_FORMATS, LOG_LEVELS
 from diskv_trio._logging import configure_logging as setup_logging
 from diskv_trio.net import (
+    CODE_TLS,
     CREDENTIALS_ENV,
+    TLS_DIR_ENV,
     Credentials,
     CredentialsError,
     Identity,
@@ -51,7 +53,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def credentials_or_exit(data_dir: Path | None = None) -> Credentials | None:
-    """The keys this command holds (see `find_credentials`), or a one-line error."""
+    """The keys and TLS settings this command holds (see `find_credentials`), or a one-line error."""
     try:
         return find_credentials(data_dir=data_dir)
     except CredentialsError as exc:
@@ -61,6 +63,11 @@ def credentials_or_exit(data_dir: Path | None = None) -> Credentials | None:
 def describe_net_error(exc: Exception) -> str:
     """One line for a failed call; a refused key says where keys are looked for."""
     text = str(exc)
+    if getattr(exc, "code", None) == CODE_TLS:
+        text += (
+            f" (TLS settings are read from {TLS_DIR_ENV}, or the tls folder of"
+            " `diskv cluster up --tls` that its cluster.json names)"
+        )
     if getattr(exc, "code", None) == "auth":
         text += (
             f" (the key is read from --credentials, {CREDENTIALS_ENV}, or ./diskv-data/credentials"

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import trio
@@ -15,7 +16,15 @@ from diskv_trio._dirlock import DirectoryInUseError
 from diskv_trio._discovery import DEFAULT_CLUSTER_NAME
 from diskv_trio._private_files import restrict_umask
 from diskv_trio.kvproto import DEFAULT_SHARDING, SCHEMES, Sharding
-from diskv_trio.net import CREDENTIALS_ENV, Credentials, CredentialsError, Role, load_credentials
+from diskv_trio.net import (
+    CREDENTIALS_ENV,
+    TLS_DIR_ENV,
+    Credentials,
+    CredentialsError,
+    Role,
+    load_credentials,
+    load_tls,
+)
 from diskv_trio.rsm import IdentityMismatchError, NodeSettings, ReplicaNode
 
 from ._common import (
@@ -49,6 +58,12 @@ def add_common_server_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help=f"directory holding peer.key, operator.key and client.key (or set {CREDENTIALS_ENV});"
         " `diskv cluster up` makes one",
+    )
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        help=f"serve and call over TLS with ca.pem, cert.pem and key.pem of this directory (or set"
+        f" {TLS_DIR_ENV}); `diskv cluster up --tls` makes one per server",
     )
     parser.add_argument(
         "--insecure",
@@ -131,6 +146,8 @@ def _server_credentials(args: argparse.Namespace) -> Credentials | None:
     """A server needs every role's key to check every caller; without any, only --insecure."""
     directory = args.credentials or (Path(os.environ[CREDENTIALS_ENV]) if os.environ.get(CREDENTIALS_ENV) else None)
     if directory is None:
+        if args.insecure and args.tls_dir is not None:
+            raise CommandError("--tls-dir needs credentials: TLS guards the wire, keys prove roles", 2)
         if args.insecure:
             return None
         raise CommandError(
@@ -141,9 +158,19 @@ def _server_credentials(args: argparse.Namespace) -> Credentials | None:
     if args.insecure:
         raise CommandError("--insecure and credentials exclude each other", 2)
     try:
-        return load_credentials(directory, required=tuple(Role))
+        keys = load_credentials(directory, required=tuple(Role))
     except CredentialsError as exc:
         raise CommandError(f"credentials: {exc}", 2) from None
+    tls_dir = args.tls_dir or (Path(os.environ[TLS_DIR_ENV]) if os.environ.get(TLS_DIR_ENV) else None)
+    if tls_dir is None:
+        return keys
+    try:
+        tls = load_tls(tls_dir)
+    except CredentialsError as exc:
+        raise CommandError(f"tls: {exc}", 2) from None
+    if tls.server_context is None:
+        raise CommandError(f"tls: {tls_dir} holds no cert.pem and key.pem to serve with", 2)
+    return replace(keys, tls=tls)
 
 
 def _run_node(node: ReplicaNode, args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import trio
 
+from diskv_trio.net import TLS_DIR_ENV
+
 PARENT_PID_ENV = "DISKV_PARENT_PID"
 
 
@@ -25,6 +27,7 @@ async def start_process(argv: Sequence[str], log_path: Path) -> trio.Process:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env[PARENT_PID_ENV] = str(os.getpid())
+    env.pop(TLS_DIR_ENV, None)  # a server uses the --tls-dir it is given, or none
     log_fd = _open_log(log_path)
     try:
         return await trio.lowlevel.open_process(

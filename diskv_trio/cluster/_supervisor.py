@@ -24,14 +24,19 @@ import signal
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
 from diskv_trio._dirlock import DirectoryInUseError, DirectoryLock, lock_directory
-from diskv_trio._discovery import CLUSTER_FILE_NAME, CREDENTIALS_DIR_NAME, DEFAULT_CLUSTER_NAME
+from diskv_trio._discovery import (
+    CLUSTER_FILE_NAME,
+    CREDENTIALS_DIR_NAME,
+    DEFAULT_CLUSTER_NAME,
+    TLS_DIR_NAME,
+)
 from diskv_trio._private_files import (
     UnsafeDirectoryError,
     make_private_directory,
@@ -45,13 +50,16 @@ from diskv_trio.net import (
     Role,
     RpcPool,
     create_credentials,
+    load_tls,
     open_rpc_pool,
 )
 from diskv_trio.rsm import IDENTITY_FILE_NAME
 from diskv_trio.rsm._identity import write_atomically
 from diskv_trio.shardmaster import ShardmasterClerk
 
-from ._processes import python_module_argv, start_process
+from ._certificates import create_tls_files, server_tls_dir
+from ._processes import start_process
+from ._spec import ServerSpec
 
 log = logging.getLogger("diskv.cluster")
 
@@ -74,56 +82,17 @@ class ClusterError(Exception):
     """Raised when a server of the local cluster fails to start or is unknown."""
 
 
-@dataclass
-class ServerSpec:
-    """One server of the local cluster."""
+class Placement(Protocol):
+    """Where the servers run, when not on Unix sockets of this host: each its own address, and
+    the command that starts it there (servers in network namespaces: `tools/_netns_cluster`)."""
 
-    name: str
-    role: str  # "shardmaster" or "shardkv"
-    gid: int
-    me: int
-    address: str
-    directory: Path
-    peers: list[str]
-    log_path: Path
-    unreliable: bool = False
-    process: trio.Process | None = None
-    starts: int = 0
-    extra_arguments: tuple[str, ...] = ()
-    metrics_port: int | None = None
+    def address(self, name: str) -> str:
+        """The address of the server whose socket would be named `name` (``m0``, ``g100-1``)."""
+        ...
 
-    @property
-    def stderr_path(self) -> Path:
-        """Where the process's own output goes: start-up failures and crashes (small)."""
-        return self.log_path.with_suffix(".stderr")
-
-    def argv(
-        self, masters: Sequence[str], cluster: str, bootstrap: bool, credentials_dir: Path
-    ) -> list[str]:
-        args = [
-            *self.extra_arguments,
-            "--log-file",
-            str(self.log_path),
-            "--credentials",
-            str(credentials_dir),
-            "--me",
-            str(self.me),
-            "--peers",
-            ",".join(self.peers),
-            "--dir",
-            str(self.directory),
-            "--cluster",
-            cluster,
-        ]
-        if bootstrap:
-            args.append("--bootstrap")
-        if self.metrics_port is not None:
-            args += ["--metrics-port", str(self.metrics_port)]
-        if self.unreliable:
-            args.append("--unreliable")
-        if self.role == "shardmaster":
-            return python_module_argv("shardmaster", *args)
-        return python_module_argv("serve", "--gid", str(self.gid), *args, "--masters", ",".join(masters))
+    def command(self, address: str, argv: list[str]) -> list[str]:
+        """`argv` changed to run the server at `address` where that address lives."""
+        ...
 
 
 def _socket_dir(data_dir: Path) -> Path:
@@ -167,13 +136,18 @@ class LocalCluster:
         server_arguments: Sequence[str] = (),
         sharding: Sharding = DEFAULT_SHARDING,
         metrics_port_base: int | None = None,
+        tls: bool = False,
+        placement: Placement | None = None,
     ) -> None:
         if groups < 0 or replicas < 1 or masters < 1:
             raise ValueError("need at least one shardmaster and one replica per group")
         self.data_dir = data_dir.resolve()
         self.credentials_dir = self.data_dir / CREDENTIALS_DIR_NAME
         self.credentials: Credentials | None = None
+        self.tls_dir = self.data_dir / TLS_DIR_NAME if tls else None
+        """With `tls`: the local CA and every certificate (see `_certificates`)."""
         self.cluster = cluster
+        self.placement = placement
         self.socket_dir = _socket_dir(self.data_dir)
         self.server_arguments = tuple(server_arguments)
         self.sharding = sharding
@@ -193,6 +167,8 @@ class LocalCluster:
         self._pool: RpcPool | None = None
 
     def _address(self, name: str) -> str:
+        if self.placement is not None:
+            return self.placement.address(name)
         return f"unix:{self.socket_dir / (name + '.sock')}"
 
     def _add(self, name: str, role: str, gid: int, me: int, peers: list[str], *, unreliable: bool) -> None:
@@ -244,6 +220,7 @@ class LocalCluster:
             "cluster": self.cluster,
             "masters": self.masters,
             "supervisor": self.supervisor_address,
+            "tls": None if self.tls_dir is None else str(self.tls_dir),
             "groups": {str(gid): self.group_addresses(gid) for gid in self.gids},
             "servers": {
                 s.name: {
@@ -286,7 +263,13 @@ class LocalCluster:
             spec.directory.exists() and any(spec.directory.iterdir())
         )
         make_private_directory(spec.directory)
-        argv = spec.argv(self.masters, self.cluster, first_start, self.credentials_dir)
+        tls_dir = None
+        if self.tls_dir is not None:
+            create_tls_files(self.tls_dir, [name])  # a group added later gets its certificates
+            tls_dir = server_tls_dir(self.tls_dir, name)
+        argv = spec.argv(self.masters, self.cluster, first_start, self.credentials_dir, tls_dir)
+        if self.placement is not None:
+            argv = self.placement.command(spec.address, argv)
         spec.process = await start_process(argv, spec.stderr_path)
         spec.starts += 1
         if wait:
@@ -430,7 +413,11 @@ async def open_local_cluster(
     try:
         make_private_directory(cluster.data_dir)
         _make_socket_dir(cluster.socket_dir, cluster.data_dir)  # refused before any use
-        cluster.credentials = create_credentials(cluster.credentials_dir)
+        credentials = create_credentials(cluster.credentials_dir)
+        if cluster.tls_dir is not None:
+            create_tls_files(cluster.tls_dir, cluster.servers)
+            credentials = replace(credentials, tls=load_tls(cluster.tls_dir))
+        cluster.credentials = credentials
     except BaseException:
         lock.release()
         raise

@@ -2,7 +2,8 @@
 
 A frame is a u32 big-endian length and a CBOR map. Each connection starts with a handshake
 that binds one of three roles (peer, operator, client) to it, proven by an HMAC over both
-sides' nonces with that role's key; each method is served to the roles it names. Requests
+sides' nonces with that role's key; each method is served to the roles it names. Optional
+TLS (`load_tls`, carried in `Credentials.tls`) wraps every connection before the hello. Requests
 carry ids so one connection carries many calls at once. See DESIGN.md, section 2.
 """
 
@@ -30,6 +31,17 @@ from ._pool import RpcPool, open_rpc_pool
 from ._protocol import Identity
 from ._roles import CLIENTS, EVERYONE, OPERATORS, PEERS, PEERS_AND_OPERATORS, Role
 from ._server import RpcServer
+from ._tls import (
+    CA_FILE_NAME,
+    CERT_FILE_NAME,
+    CODE_TLS,
+    KEY_FILE_NAME,
+    TLS_DIR_ENV,
+    Tls,
+    TlsError,
+    load_tls,
+    tls_for_client_context,
+)
 
 __all__ = [
     "CLIENTS",
@@ -63,4 +75,13 @@ __all__ = [
     "UnixAddress",
     "open_rpc_pool",
     "parse_address",
+    "CA_FILE_NAME",
+    "CERT_FILE_NAME",
+    "CODE_TLS",
+    "KEY_FILE_NAME",
+    "TLS_DIR_ENV",
+    "Tls",
+    "TlsError",
+    "load_tls",
+    "tls_for_client_context",
 ]

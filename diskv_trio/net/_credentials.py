@@ -16,8 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from ._roles import Role
+
+if TYPE_CHECKING:
+    from ._tls import Tls
 
 CREDENTIALS_ENV = "DISKV_CREDENTIALS"
 KEY_BYTES = 32
@@ -33,9 +37,14 @@ def key_path(directory: Path, role: Role) -> Path:
 
 @dataclass(frozen=True)
 class Credentials:
-    """The keys this process holds, by role."""
+    """The keys this process holds, by role, and its TLS settings.
+
+    `tls` travels with the keys so that every server and pool that is handed credentials
+    serves and calls over TLS when the process was given a TLS directory (None: plain text).
+    """
 
     keys: Mapping[Role, bytes] = field(default_factory=dict)
+    tls: Tls | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keys", MappingProxyType(dict(self.keys)))
@@ -47,7 +56,7 @@ class Credentials:
         return None
 
     def __repr__(self) -> str:  # never print a secret
-        return f"Credentials(roles={sorted(r.value for r in self.keys)})"
+        return f"Credentials(roles={sorted(r.value for r in self.keys)}, tls={self.tls is not None})"
 
 
 def create_credentials(directory: Path) -> Credentials:
@@ -92,7 +101,7 @@ def load_credentials(directory: Path, *, required: tuple[Role, ...] = ()) -> Cre
         except OSError as exc:
             raise CredentialsError(f"cannot open {path}: {exc.strerror}") from None
         with os.fdopen(fd) as handle:
-            _check_private_fd(handle.fileno(), path)
+            check_private_file(handle.fileno(), path)
             text = handle.read(4 * KEY_BYTES).strip()
         try:
             key = bytes.fromhex(text)
@@ -117,7 +126,7 @@ def _check_private(path: Path, *, is_dir: bool) -> None:
     _check_owner_and_mode(info, path)
 
 
-def _check_private_fd(fd: int, path: Path) -> None:
+def check_private_file(fd: int, path: Path) -> None:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise CredentialsError(f"{path} is not a regular file")

@@ -65,6 +65,7 @@ from ._protocol import (
     request_message,
 )
 from ._streams import TRANSPORT_ERRORS, open_stream, receive_message, write_frames
+from ._tls import CODE_TLS, tls_failure
 
 logger = logging.getLogger("diskv.net")
 
@@ -133,6 +134,7 @@ class RpcPool:
         self.identity = identity
         self.faults = faults if faults is not None else Faults()
         self._key = credentials.key(identity.role) if credentials is not None else None
+        self._tls = credentials.tls if credentials is not None else None
         self._nursery = nursery
         self._addresses: dict[str, tuple[str, Address]] = {}
         self._connections: dict[str, _Connection] = {}
@@ -225,12 +227,12 @@ class RpcPool:
     # -- connection task ------------------------------------------------------------------
 
     async def _run_connection(self, key: str, address: Address, connection: _Connection) -> None:
-        stream: trio.SocketStream | None = None
+        stream: trio.abc.Stream | None = None
         try:
             decoder = FrameDecoder(HELLO_FRAME_BYTES_MAX)
             try:
                 with trio.fail_after(CONNECT_TIMEOUT_S):
-                    stream = await open_stream(address)
+                    stream = await open_stream(address, self._tls)
                     connection.remote = await self._hello(stream, decoder)
             except HandshakeError as exc:
                 code, text = exc.code, exc.message
@@ -245,8 +247,16 @@ class RpcPool:
                     key, connection, lambda: HandshakeError(code, text), established=False
                 )
                 return
-            except (*TRANSPORT_ERRORS, trio.TooSlowError, ProtocolError) as exc:
-                text = f"cannot connect to {key}: {exc or type(exc).__name__}"
+            except (*TRANSPORT_ERRORS, trio.TooSlowError, ProtocolError, RpcUnavailable) as exc:
+                # RpcUnavailable: a TLS server answered in plain text (see `_tls`).
+                refused = tls_failure(exc, key)  # TLS 1.3: our certificate is judged here
+                if isinstance(refused, HandshakeError):
+                    logger.warning("hello to %s refused: %s", key, refused)
+                    tls_text = refused.message
+                    failure = lambda: HandshakeError(CODE_TLS, tls_text)  # noqa: E731
+                    self._connection_failed(key, connection, failure, established=False)
+                    return
+                text = f"cannot connect to {key}: {refused or exc or type(exc).__name__}"
                 self._connection_failed(key, connection, _unavailable(text), established=False)
                 return
             self._backoffs.pop(key, None)
@@ -280,7 +290,7 @@ class RpcPool:
         self._backoffs[key] = _Backoff(delay_s, trio.current_time() + delay_s, failure)
         logger.debug("connection to %s failed; next attempt in %.3f s", key, delay_s)
 
-    async def _hello(self, stream: trio.SocketStream, decoder: FrameDecoder) -> Identity:
+    async def _hello(self, stream: trio.abc.Stream, decoder: FrameDecoder) -> Identity:
         challenge = await receive_message(stream, decoder)
         if challenge is None:
             raise ProtocolError("server closed the connection before its challenge")
@@ -311,7 +321,7 @@ class RpcPool:
         return reply.identity
 
     async def _write(
-        self, stream: trio.SocketStream, connection: _Connection, scope: trio.CancelScope
+        self, stream: trio.abc.Stream, connection: _Connection, scope: trio.CancelScope
     ) -> None:
         try:
             await write_frames(stream, connection.frames_out)
@@ -320,7 +330,7 @@ class RpcPool:
             scope.cancel()
 
     async def _read_replies(
-        self, stream: trio.SocketStream, decoder: FrameDecoder, connection: _Connection
+        self, stream: trio.abc.Stream, decoder: FrameDecoder, connection: _Connection
     ) -> str:
         """Deliver replies until the connection ends; return why it ended."""
         try:
@@ -360,7 +370,8 @@ async def open_rpc_pool(
 
     Args:
         identity: sent in the hello of every connection; its role picks our key.
-        credentials: the keys we hold; None for a server run without credentials.
+        credentials: the keys we hold; None for a server run without credentials. With
+            `credentials.tls` every connection is TLS, verifying the server's certificate.
         faults: the settings shared with this process's server (``cut`` applies here too).
     """
     try:

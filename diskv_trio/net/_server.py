@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import trio
 
@@ -24,9 +22,10 @@ from diskv_trio._ratelog import RateLimitedLog
 
 from ._address import TcpAddress, UnixAddress, parse_address
 from ._admin import AdminMethods
+from ._admission import Route, admit
 from ._credentials import Credentials
 from ._errors import ApplicationError, ProtocolError
-from ._faults import Fate, Faults
+from ._faults import Faults
 from ._fd_limit import inbound_connections_max
 from ._handler import CallContext, Handler, describe_exception
 from ._limits import (
@@ -48,8 +47,6 @@ from ._protocol import (
     CODE_BUSY,
     CODE_INTERNAL,
     CODE_PROTOCOL,
-    CODE_UNAVAILABLE,
-    CODE_UNKNOWN_METHOD,
     FrameDecoder,
     Identity,
     Request,
@@ -67,13 +64,6 @@ from ._unix_listener import open_unix_listener, remove_socket_file
 logger = logging.getLogger("diskv.net")
 
 ADMIN_PREFIX = "admin."
-CODE_FORBIDDEN = "forbidden"
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    handler: Handler
-    roles: frozenset[Role]
 
 
 class _IdleTimeout(Exception):
@@ -94,6 +84,7 @@ class RpcServer:
         roles: the roles that may call `handlers` (more with `add_handlers`).
         credentials: the cluster's keys; every caller must prove it holds its role's key.
             None runs an open server: any caller may claim any role (local tests only).
+            With `credentials.tls` every connection is TLS (see `_tls`).
         faults: fault injection settings, usually shared with this process's pool.
     """
 
@@ -110,11 +101,15 @@ class RpcServer:
         self._address = parse_address(address)
         self.identity = identity
         self._credentials = credentials
+        tls = credentials.tls if credentials is not None else None
+        if tls is not None and tls.server_context is None:
+            raise ValueError("TLS settings without a certificate (cert.pem, key.pem) cannot serve")
+        self._tls_off = tls is None
         self.faults = faults if faults is not None else Faults()
-        self._routes: dict[str, _Route] = {}
+        self._routes: dict[str, Route] = {}
         self._admin = AdminMethods(identity.node_id, self.faults, self._connection_counts)
         self._admin_routes = {
-            name: _Route(handler, OPERATORS) for name, handler in self._admin.handlers().items()
+            name: Route(handler, OPERATORS) for name, handler in self._admin.handlers().items()
         }
         self._refusals = RateLimitedLog(logger)
         self._unauthenticated = 0
@@ -145,7 +140,7 @@ class RpcServer:
         if not roles:
             raise ValueError("handlers must be served to at least one role")
         for method, handler in handlers.items():
-            self._routes[method] = _Route(handler, frozenset(roles))
+            self._routes[method] = Route(handler, frozenset(roles))
 
     def _connection_counts(self) -> dict[str, int]:
         return {
@@ -187,13 +182,14 @@ class RpcServer:
 
     # -- one connection -------------------------------------------------------------------
 
-    async def _handle_connection(self, stream: trio.SocketStream) -> None:
+    async def _handle_connection(self, stream: trio.abc.Stream) -> None:
         self._connections_accepted += 1
         if (
             self._connections_open >= self._connections_max
             or self._unauthenticated >= UNAUTHENTICATED_CONNECTIONS_MAX
         ):
-            await self._turn_away(stream, "too many connections")
+            # A TLS caller would read a plain refusal as "not TLS": it just sees the close.
+            await self._turn_away(stream, "too many connections", speak=self._tls_off)
             return
         self._connections_open += 1
         _metrics.CONNECTIONS_OPEN.inc()
@@ -202,7 +198,7 @@ class RpcServer:
         try:
             self._unauthenticated += 1
             try:
-                caller = await server_handshake(
+                stream, caller = await server_handshake(
                     stream, self.identity, self._credentials, self._refusals
                 )
             finally:
@@ -229,15 +225,16 @@ class RpcServer:
                 self._clients -= 1
             await trio.aclose_forcefully(stream)
 
-    async def _turn_away(self, stream: trio.SocketStream, reason: str) -> None:
+    async def _turn_away(self, stream: trio.abc.Stream, reason: str, *, speak: bool = True) -> None:
         self._connections_refused += 1
         _metrics.CONNECTIONS_REFUSED.labels(reason).inc()
         self._refusals.warning("connection refused: %s", reason)
-        with contextlib.suppress(*TRANSPORT_ERRORS), trio.move_on_after(1.0):
-            await stream.send_all(encode_frame(refusal_message(CODE_BUSY, reason)))
+        if speak:
+            with contextlib.suppress(*TRANSPORT_ERRORS), trio.move_on_after(1.0):
+                await stream.send_all(encode_frame(refusal_message(CODE_BUSY, reason)))
         await trio.aclose_forcefully(stream)
 
-    async def _serve_requests(self, stream: trio.SocketStream, caller: Identity, peer: str) -> None:
+    async def _serve_requests(self, stream: trio.abc.Stream, caller: Identity, peer: str) -> None:
         is_peer = caller.role == Role.PEER
         decoder = (
             FrameDecoder(FRAME_BYTES_MAX)
@@ -283,7 +280,7 @@ class RpcServer:
             # The outbox is closed: the writer drains what is queued and returns.
 
     async def _write(
-        self, stream: trio.SocketStream, outbox: Outbox, peer: str, scope: trio.CancelScope
+        self, stream: trio.abc.Stream, outbox: Outbox, peer: str, scope: trio.CancelScope
     ) -> None:
         """Own the stream's send side; a broken or stalled stream ends the connection."""
         try:
@@ -296,7 +293,7 @@ class RpcServer:
             self._refusals.warning("closing connection from %s: it does not read its replies", peer)
             scope.cancel()
 
-    async def _receive(self, stream: trio.SocketStream, decoder: FrameDecoder, idle_ok: bool) -> bool:
+    async def _receive(self, stream: trio.abc.Stream, decoder: FrameDecoder, idle_ok: bool) -> bool:
         """Read more bytes into `decoder`; False at end of stream. A half-sent frame must
         keep coming, and a client with nothing running may not sit idle for ever."""
         if decoder.inside_frame:
@@ -318,7 +315,7 @@ class RpcServer:
 
     async def _read_requests(
         self,
-        stream: trio.SocketStream,
+        stream: trio.abc.Stream,
         decoder: FrameDecoder,
         caller: Identity,
         outbox: Outbox,
@@ -336,7 +333,9 @@ class RpcServer:
                     return
                 continue
             request = parse_request(message)
-            handler, counted, deliver_reply, immediate = self._admit(request, caller)
+            handler, counted, deliver_reply, immediate = admit(
+                request, caller, self._routes, self._admin_routes, self.faults
+            )
             if immediate is not None:
                 outbox.put(encode_frame(immediate))
             if handler is None:
@@ -349,46 +348,6 @@ class RpcServer:
             requests.start_soon(
                 self._run_request, handler, request, context, outbox, limiter, counted, deliver_reply
             )
-
-    def _admit(
-        self, request: Request, caller: Identity
-    ) -> tuple[Handler | None, bool, bool, dict[str, Any] | None]:
-        """Decide what happens to a request: forbidden, admin, refused, unknown, dropped,
-        reply lost or delivered. Returns (handler to run or None, count it, deliver its
-        reply, a reply to send at once or None)."""
-        method = request.method
-        admin_route = self._admin_routes.get(method)
-        route = admin_route or self._routes.get(method)
-        if route is None:
-            text = f"no method {method!r} here"
-            return None, False, False, error_message(request.request_id, CODE_UNKNOWN_METHOD, text)
-        if caller.role not in route.roles:
-            text = f"{method!r} is not served to the {caller.role} role"
-            return None, False, False, error_message(request.request_id, CODE_FORBIDDEN, text)
-        if admin_route is not None:
-            return admin_route.handler, False, True, None
-        faults = self.faults
-        refusal = None
-        if faults.deaf:
-            refusal = "deaf"
-        elif caller.node_id in faults.cut:
-            refusal = "cut"
-        elif caller.node_id in faults.deaf_to:
-            refusal = "deaf"
-        if refusal is not None:
-            faults.fault_count[refusal] += 1
-            text = f"refused ({refusal})"
-            return None, False, False, error_message(request.request_id, CODE_UNAVAILABLE, text)
-        fate = faults.draw()
-        if fate is Fate.DROP:
-            faults.fault_count["dropped"] += 1
-            lost = error_message(request.request_id, CODE_UNAVAILABLE, "request lost")
-            return None, False, False, lost
-        if fate is Fate.LOSE_REPLY:
-            faults.fault_count["reply-lost"] += 1
-            lost = error_message(request.request_id, CODE_UNAVAILABLE, "reply lost")
-            return route.handler, True, False, lost
-        return route.handler, True, True, None
 
     async def _run_request(
         self,

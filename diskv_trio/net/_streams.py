@@ -9,16 +9,26 @@ import trio
 from ._address import Address, UnixAddress
 from ._limits import RECEIVE_BYTES_MAX, WRITE_BATCH_BYTES_MAX
 from ._protocol import FrameDecoder
+from ._tls import Tls, wrap_client
 
 TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 """What a stream raises when the connection is gone."""
 
 
-async def open_stream(address: Address) -> trio.SocketStream:
-    """Connect to `address` (OSError if nothing listens there)."""
+async def open_stream(address: Address, tls: Tls | None = None) -> trio.abc.Stream:
+    """Connect to `address`, over TLS when `tls` is given (see `_tls.wrap_client`).
+
+    Raises:
+        OSError: nothing listens there.
+        HandshakeError: code ``tls``: the TLS handshake was refused.
+    """
     if isinstance(address, UnixAddress):
-        return await trio.open_unix_socket(address.path)
-    return await trio.open_tcp_stream(address.host, address.port)
+        stream = await trio.open_unix_socket(address.path)
+    else:
+        stream = await trio.open_tcp_stream(address.host, address.port)
+    if tls is None:
+        return stream
+    return await wrap_client(stream, tls, address)
 
 
 async def receive_message(

@@ -26,48 +26,50 @@ import random
 from typing import Any
 
 from . import _limits
-from ._ballot import Ballot
+from ._acceptor import Acceptor
 from ._errors import PaxosProtocolError
 from ._fence import Epochs, Fencer
+from ._leader import Leader
 from ._messages import (
     Accept,
-    Accepted,
     Ack,
-    AlreadyDecided,
     Decide,
     DoneNotice,
     EpochNotice,
     Fence,
-    Forgotten,
-    NotVoting,
+    Heartbeat,
+    LeaderAccept,
     Prepare,
-    Promise,
-    Rejected,
+    RangePrepare,
     Reply,
     Request,
-    StaleEpoch,
 )
 from ._progress import PeerProgress
 from ._proposer import Proposer
 from ._ready import Envelope, Fate, Output, Ready
 from ._records import (
-    AcceptRecord,
     DecideRecord,
     InstanceState,
     MinRecord,
     PaxosRestoredState,
-    PromiseRecord,
     RecoveringRecord,
     snapshot_to_wire,
 )
+
+_LEADER_REQUESTS = (RangePrepare, LeaderAccept, Heartbeat)
 
 
 class PaxosCore:
     """One Paxos peer's decisions. Not thread-safe; one driver feeds it.
 
-    The attributes without a leading underscore are shared with the proposer and the fence
-    in this package; callers outside it use the methods and properties.
+    The attributes without a leading underscore are shared with the proposer, the fence,
+    the acceptor and the leader in this package; callers outside it use the methods and
+    properties. `ACCEPTOR_CLASS` and `LEADER_CLASS` are what tests that break a rule on
+    purpose replace.
     """
+
+    ACCEPTOR_CLASS: type[Acceptor] = Acceptor
+    LEADER_CLASS: type[Leader] = Leader
 
     def __init__(
         self,
@@ -79,6 +81,9 @@ class PaxosCore:
         restored: PaxosRestoredState | None = None,
         recovering: bool = False,
         naive_rejoin: bool = False,
+        leader_mode: bool = False,
+        lease_s: float | None = None,
+        noop: Any = None,
     ) -> None:
         """Create a peer.
 
@@ -91,7 +96,14 @@ class PaxosCore:
             recovering: the peer lost its disk (see `_fence.py`).
             naive_rejoin: FOR TESTS ONLY: instead of the fence, a recovering peer votes again
                 as soon as it learns one decision. Unsafe; kept to show the fence is needed.
+            leader_mode: run elections and heartbeats (`_leader.py`); without it the peer
+                still answers a leader's messages but never campaigns on its own.
+            lease_s: read leases of this length (off when None); must stay below the
+                election timeout.
+            noop: the value proposed in holes (a takeover's unreported instances).
         """
+        if lease_s is not None and not 0 < lease_s < _limits.election_timeout_min_s:
+            raise ValueError(f"lease_s={lease_s} must be in (0, election timeout)")
         if peer_count < 1 or not 0 <= me < peer_count:
             raise ValueError(f"bad peer_count={peer_count} me={me}")
         self.peer_count = peer_count
@@ -118,9 +130,25 @@ class PaxosCore:
         self.floor = r.floor
         self.recovering = r.recovering or recovering
         self._recovery_journalled = r.recovering
+        self.leader_mode = leader_mode
+        self.lease_s = lease_s
+        self.noop = noop
+        self.boot_at = -math.inf
+        self.range_promise = r.range_promise
+        self.promised_max = self.range_promise[0] if self.range_promise else None
+        self.decided_max = -1
+        for seq, inst in self.instances.items():
+            if inst.promised is not None and (
+                self.promised_max is None or inst.promised > self.promised_max
+            ):
+                self.promised_max = inst.promised
+            if inst.decided:
+                self.decided_max = max(self.decided_max, seq)
         self.out = Output()
         self.proposer = Proposer(self, rng)
         self.fencer = Fencer(self, rng, boot_id)
+        self.acceptor = self.ACCEPTOR_CLASS(self)
+        self.leader = self.LEADER_CLASS(self, random.Random(rng.getrandbits(64)))
         self._drop_below_min()
 
     # ---- queries --------------------------------------------------------------------------
@@ -151,6 +179,18 @@ class PaxosCore:
         """The highest instance a peer's request may name (see `INSTANCE_AHEAD_MAX`)."""
         return max(self.max_seq, self.min_seq, self.floor) + _limits.INSTANCE_AHEAD_MAX
 
+    def is_decided(self, seq: int) -> bool:
+        inst = self.instances.get(seq)
+        return inst is not None and inst.decided
+
+    def leader_hint(self) -> int | None:
+        """The leader this peer believes in (itself when leading), or None."""
+        return self.leader.hint()
+
+    @property
+    def leading(self) -> bool:
+        return self.leader.leading
+
     def proposing(self, seq: int) -> bool:
         return seq in self.proposer.proposals
 
@@ -173,6 +213,8 @@ class PaxosCore:
         times = self.proposer.wake_times()
         times.extend(self.fencer.wake_times())
         times.extend(progress.notice_at for progress in self.progress)
+        if self.leader_mode or self.leader.role.value != "follower":
+            times.extend(self.leader.wake_times())
         best = min(times, default=math.inf)
         return None if best == math.inf else best
 
@@ -190,6 +232,7 @@ class PaxosCore:
                 established=self.epochs.established,
                 floor=self.floor,
                 recovering=self.recovering,
+                range_promise=self.range_promise,
             )
         )
 
@@ -198,6 +241,9 @@ class PaxosCore:
     def boot(self, now: float) -> Ready:
         """Call once when the driver starts: journals the start of recovery and starts the fence."""
         self.out.begin()
+        self.boot_at = now
+        if self.leader_mode:
+            self.leader.boot(now)
         if self.recovering and not self._recovery_journalled:
             self._recovery_journalled = True
             self.out.record(RecoveringRecord(), sync=True)
@@ -209,10 +255,37 @@ class PaxosCore:
         """Begin agreement on `value` for `seq` (ignored below min, when decided or proposing)."""
         self.out.begin()
         if seq >= self.min_seq:
-            self._see(seq)
+            self.see(seq)
             inst = self.instances.get(seq)
             if inst is None or not inst.decided:
                 self.proposer.start(seq, value, now)
+        return self.out.end()
+
+    def propose(self, value: Any, now: float) -> Ready:
+        """The leader puts `value` in its next free instance (`Ready.proposed` says whether
+        it took it: False when not leading or its queue is full)."""
+        self.out.begin()
+        self.out.ready.proposed = self.leader.propose(value, now)
+        return self.out.end()
+
+    def read(self, read_id: int, now: float) -> Ready:
+        """A linearizable read: `Ready.reads` gets (read_id, index) once confirmed (answer
+        after applying every instance <= index), `Ready.reads_failed` read_id if refused."""
+        self.out.begin()
+        self.leader.read(read_id, now)
+        return self.out.end()
+
+    def campaign(self, now: float) -> Ready:
+        """Run a range prepare now (the election timer does this on its own)."""
+        self.out.begin()
+        self.leader.campaign(now)
+        return self.out.end()
+
+    def heartbeat(self, now: float) -> Ready:
+        """The leader sends a heartbeat round now (its timer does this on its own)."""
+        self.out.begin()
+        if self.leader.leading:
+            self.leader.send_round(now)
         return self.out.end()
 
     def done(self, seq: int) -> Ready:
@@ -236,7 +309,7 @@ class PaxosCore:
         self.out.begin()
         if upto + 1 > self.min_adopted:
             self.min_adopted = upto + 1
-            self._see(upto)
+            self.see(upto)
             self._maybe_forget()
         return self.out.end()
 
@@ -267,9 +340,15 @@ class PaxosCore:
         self._note_done(msg.src, msg.done)
         out = self.out
         if isinstance(msg, Prepare):
-            out.ready.reply = self._on_prepare(msg)
+            out.ready.reply = self.acceptor.on_prepare(msg, now)
         elif isinstance(msg, Accept):
-            out.ready.reply = self._on_accept(msg)
+            out.ready.reply = self.acceptor.on_accept(msg, now)
+        elif isinstance(msg, RangePrepare):
+            out.ready.reply = self.acceptor.on_range_prepare(msg, now)
+        elif isinstance(msg, LeaderAccept):
+            out.ready.reply = self.acceptor.on_leader_accept(msg, now)
+        elif isinstance(msg, Heartbeat):
+            out.ready.reply = self.acceptor.on_heartbeat(msg, now)
         elif isinstance(msg, Decide):
             self.learn(msg.seq, msg.value, now)
             out.ready.reply = self._ack()
@@ -299,6 +378,8 @@ class PaxosCore:
             self.progress[envelope.dst].notice_answered(self.advertised_done, now, reached=True)
         elif isinstance(request, Prepare | Accept):
             self.proposer.on_reply(envelope.dst, request, reply, now)
+        elif isinstance(request, _LEADER_REQUESTS):
+            self.leader.on_reply(envelope.dst, request, reply, now)
         elif isinstance(request, Fence):
             self.fencer.on_reply(envelope.dst, request, reply, now)
         self._maybe_forget()
@@ -313,6 +394,8 @@ class PaxosCore:
             self.progress[peer].notice_answered(self.advertised_done, now, reached=False)
         elif isinstance(request, Prepare | Accept):
             self.proposer.on_unreachable(peer, request, now)
+        elif isinstance(request, _LEADER_REQUESTS):
+            self.leader.on_unreachable(peer, request, now)
         elif isinstance(request, Fence):
             self.fencer.on_unreachable(peer, request, now)
         return self.out.end()
@@ -322,6 +405,8 @@ class PaxosCore:
         self.out.begin()
         self.proposer.tick(now)
         self.fencer.tick(now)
+        if self.leader_mode or self.leader.role.value != "follower":
+            self.leader.tick(now)
         for peer, progress in enumerate(self.progress):
             if peer != self.me and progress.take_notice(self.advertised_done, now):
                 self.out.send(peer, DoneNotice(src=self.me, done=self.advertised_done))
@@ -333,12 +418,13 @@ class PaxosCore:
         """Recovery or a fence ended: parked proposals go on."""
         self.fencer.deferred = False
         self.proposer.wake_parked(now)
+        self.leader.resume(now)
 
     def learn(self, seq: int, value: Any, now: float) -> None:
         """`value` is decided in `seq` (from a decide, an acceptor, or our own majority)."""
         if seq < self.min_seq:
             return
-        self._see(seq)
+        self.see(seq)
         inst = self.instances.setdefault(seq, InstanceState())
         if inst.decided:
             assert inst.value == value, f"instance {seq}: decided {inst.value!r} then {value!r}"
@@ -351,70 +437,13 @@ class PaxosCore:
         inst.value = value
         self.out.record(record, sync=False)
         self.out.ready.decided.append((seq, value))
+        self.decided_max = max(self.decided_max, seq)
         self.proposer.proposals.pop(seq, None)
+        self.leader.on_learned(seq, value, now)
         if self.recovering and self._naive_rejoin:
             self.recovering = False
             self.out.ready.voting = True
             self.resume_proposals(now)
-
-    # ---- acceptor -------------------------------------------------------------------------
-
-    def _on_prepare(self, msg: Prepare) -> Reply:
-        early = self._vote_precheck(msg.seq, msg.ballot)
-        if early is not None:
-            return early
-        inst = self.instances.setdefault(msg.seq, InstanceState())
-        if inst.promised is not None and msg.ballot < inst.promised:
-            return Rejected(self.me, self.advertised_done, msg.seq, msg.ballot, inst.promised)
-        self.epochs.establish(msg.ballot.epoch, self.out)
-        if inst.promised != msg.ballot:
-            assert inst.promised is None or msg.ballot > inst.promised
-            inst.promised = msg.ballot
-            self.out.record(PromiseRecord(msg.seq, msg.ballot), sync=True)
-        else:
-            self.out.ready.must_sync = True  # a repeated promise still waits for the first's sync
-        return Promise(
-            self.me,
-            self.advertised_done,
-            msg.seq,
-            msg.ballot,
-            inst.accepted,
-            inst.value if inst.accepted is not None else None,
-        )
-
-    def _on_accept(self, msg: Accept) -> Reply:
-        early = self._vote_precheck(msg.seq, msg.ballot)
-        if early is not None:
-            return early
-        inst = self.instances.setdefault(msg.seq, InstanceState())
-        if inst.promised is not None and msg.ballot < inst.promised:
-            return Rejected(self.me, self.advertised_done, msg.seq, msg.ballot, inst.promised)
-        self.epochs.establish(msg.ballot.epoch, self.out)
-        if inst.accepted != msg.ballot:
-            inst.promised = msg.ballot
-            inst.accepted = msg.ballot
-            inst.value = msg.value
-            self.out.record(AcceptRecord(msg.seq, msg.ballot, msg.value), sync=True)
-        else:
-            self.out.ready.must_sync = True
-        assert inst.accepted is not None and inst.promised is not None
-        assert inst.accepted <= inst.promised
-        return Accepted(self.me, self.advertised_done, msg.seq, msg.ballot)
-
-    def _vote_precheck(self, seq: int, ballot: Ballot) -> Reply | None:
-        """The answers that do not depend on the ballot's order: forgotten, decided, no vote."""
-        if seq < self.min_seq:
-            return Forgotten(self.me, self.advertised_done, seq, self.min_seq)
-        self._see(seq)
-        inst = self.instances.get(seq)
-        if inst is not None and inst.decided:
-            return AlreadyDecided(self.me, self.advertised_done, seq, inst.value)
-        self.epochs.heard = max(self.epochs.heard, ballot.epoch)
-        if self.recovering or seq <= self.floor:
-            return NotVoting(self.me, self.advertised_done, seq, ballot)
-        if ballot.epoch < self.epochs.threshold:
-            return StaleEpoch(self.me, self.advertised_done, seq, ballot, self.epochs.threshold)
-        return None
 
     def _ack(self) -> Reply:
         return Ack(self.me, self.advertised_done)
@@ -442,6 +471,6 @@ class PaxosCore:
             del self.instances[seq]
         self.proposer.drop_below(self.min_seq)
 
-    def _see(self, seq: int) -> None:
+    def see(self, seq: int) -> None:
         if seq > self.max_seq:
             self.max_seq = seq

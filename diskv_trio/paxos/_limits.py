@@ -51,6 +51,45 @@ rpc_deadline_s = 1.0
 # the worst a buggy peer can cause is a bounded catch-up instead of an endless one.
 INSTANCE_AHEAD_MAX = 1_000_000
 
+# ---- the stable leader (DESIGN.md section 4, "The fast path") ------------------------------
+
+# The leader heartbeats this often: followers learn "chosen up to" and that it is alive, and
+# every heartbeat is a read round. Far below the election timeout so a lost one or two
+# do not start an election.
+heartbeat_interval_s = 0.05
+
+# A follower that hears no heartbeat of the leader for a random time in this range runs
+# its own range prepare. Random so that two followers rarely run at once; the whole range
+# plus a takeover stays well under the 2 s failover target.
+election_timeout_min_s = 0.3
+election_timeout_max_s = 0.6
+
+# Entries the leader has sent accepts for and not yet seen chosen; more wait in its queue.
+# Bounds the memory and the accepts in flight per follower (a window, as raft's inflights).
+leader_window_max = 64
+
+# Values waiting for the window; beyond this `propose` is refused and the caller is busy.
+leader_queue_max = 4096
+
+# An accept not acknowledged by a follower within this time is sent to it again (the
+# acceptor answers a repeated accept at the same ballot without a new record).
+accept_resend_s = 0.1
+
+# A read round (heartbeat round) without a majority by then is abandoned; its reads ride
+# on the next round, which is still sent after they arrived.
+read_round_timeout_s = 0.25
+
+# Instances a follower scans for "chosen up to c" on one message; the rest wait for the
+# next message or the application's hole filler. Bounds the work one message causes.
+chosen_scan_max = 1024
+
+# With leases (off by default): the holder's reads stop this long before the lease ends,
+# for clock drift between peers over one lease.
+lease_drift_s = 0.01
+
+assert heartbeat_interval_s < election_timeout_min_s < election_timeout_max_s
+assert leader_window_max <= leader_queue_max
+assert lease_drift_s < heartbeat_interval_s
 assert backoff_base_s < backoff_max_s
 assert fence_retry_min_s < fence_retry_max_s < fence_timeout_s
 assert fence_resend_s < fence_timeout_s

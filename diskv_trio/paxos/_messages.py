@@ -21,11 +21,25 @@ _INT = "int"
 _BALLOT = "ballot"
 _BALLOT_OR_NONE = "ballot?"
 _ANY = "any"
+_BOOL = "bool"
+_ENTRIES = "entries"  # ((seq, ballot, value), ...): a range promise's accepted values
+_DECISIONS = "decisions"  # ((seq, value), ...): a range promise's decided values
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise PaxosProtocolError(f"field {name!r} must be an int >= {low}, got {value!r}")
+
+
+def _check_rows(name: str, rows: Any, width: int) -> None:
+    if not isinstance(rows, tuple):
+        raise PaxosProtocolError(f"field {name!r} must be a tuple of rows")
+    for row in rows:
+        if not isinstance(row, tuple) or len(row) != width:
+            raise PaxosProtocolError(f"field {name!r}: bad row {row!r:.80}")
+        _check_int(name, row[0], 0)
+        if width == 3 and not isinstance(row[1], Ballot):
+            raise PaxosProtocolError(f"field {name!r}: bad ballot in {row!r:.80}")
 
 
 class _Message:
@@ -50,6 +64,11 @@ class _Message:
             elif kind == _BALLOT_OR_NONE:
                 if value is not None and not isinstance(value, Ballot):
                     raise PaxosProtocolError(f"field {name!r} must be a Ballot or None")
+            elif kind == _BOOL:
+                if not isinstance(value, bool):
+                    raise PaxosProtocolError(f"field {name!r} must be a bool, got {value!r}")
+            elif kind in (_ENTRIES, _DECISIONS):
+                _check_rows(name, value, 3 if kind == _ENTRIES else 2)
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"k": self.KIND, "src": self.src, "done": self.done}
@@ -57,6 +76,10 @@ class _Message:
             value = getattr(self, name)
             if kind in (_BALLOT, _BALLOT_OR_NONE) and value is not None:
                 value = value.to_wire()
+            elif kind == _ENTRIES:
+                value = [[seq, ballot.to_wire(), v] for seq, ballot, v in value]
+            elif kind == _DECISIONS:
+                value = [[seq, v] for seq, v in value]
             wire[name] = value
         return wire
 
@@ -132,6 +155,50 @@ class DoneNotice(_Message):
     FIELDS: ClassVar[dict[str, str]] = {}
     src: int
     done: int
+
+
+@dataclass(frozen=True, slots=True)
+class RangePrepare(_Message):
+    """Phase 1a for every instance >= `seq` at `ballot` (a leader's takeover)."""
+
+    KIND: ClassVar[str] = "range_prepare"
+    FIELDS: ClassVar[dict[str, str]] = {"seq": _INT, "ballot": _BALLOT}
+    src: int
+    done: int
+    seq: int
+    ballot: Ballot
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderAccept(_Message):
+    """Phase 2a from the leader of `ballot`, with "chosen up to `chosen` at `ballot`"."""
+
+    KIND: ClassVar[str] = "leader_accept"
+    FIELDS: ClassVar[dict[str, str]] = {
+        "seq": _INT,
+        "ballot": _BALLOT,
+        "value": _ANY,
+        "chosen": _INT,
+    }
+    src: int
+    done: int
+    seq: int
+    ballot: Ballot
+    value: Any
+    chosen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(_Message):
+    """The leader of `ballot` is alive; "chosen up to `chosen`"; `round` numbers read rounds."""
+
+    KIND: ClassVar[str] = "heartbeat"
+    FIELDS: ClassVar[dict[str, str]] = {"ballot": _BALLOT, "chosen": _INT, "round": _INT}
+    src: int
+    done: int
+    ballot: Ballot
+    chosen: int
+    round: int
 
 
 # ---- replies ----------------------------------------------------------------------------
@@ -276,7 +343,60 @@ class Ack(_Message):
     done: int
 
 
-Request = Prepare | Accept | Decide | Fence | EpochNotice | DoneNotice
+@dataclass(frozen=True, slots=True)
+class RangePromise(_Message):
+    """Promised `ballot` for every instance >= `start` (which may exceed the request's `seq`:
+    never at or below a floor); `accepted` holds every accepted value at or above `start`,
+    `decided` every decided value at or above the request's `seq`."""
+
+    KIND: ClassVar[str] = "range_promise"
+    FIELDS: ClassVar[dict[str, str]] = {
+        "ballot": _BALLOT,
+        "start": _INT,
+        "accepted": _ENTRIES,
+        "decided": _DECISIONS,
+    }
+    src: int
+    done: int
+    ballot: Ballot
+    start: int
+    accepted: tuple[tuple[int, Ballot, Any], ...]
+    decided: tuple[tuple[int, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply(_Message):
+    """`ok`: the sender votes and promised nothing above `ballot` (its highest promise is
+    `promised`, its epoch threshold `epoch`)."""
+
+    KIND: ClassVar[str] = "heartbeat_reply"
+    FIELDS: ClassVar[dict[str, str]] = {
+        "ballot": _BALLOT,
+        "round": _INT,
+        "ok": _BOOL,
+        "promised": _BALLOT_OR_NONE,
+        "epoch": _INT,
+    }
+    src: int
+    done: int
+    ballot: Ballot
+    round: int
+    ok: bool
+    promised: Ballot | None
+    epoch: int
+
+
+Request = (
+    Prepare
+    | Accept
+    | Decide
+    | Fence
+    | EpochNotice
+    | DoneNotice
+    | RangePrepare
+    | LeaderAccept
+    | Heartbeat
+)
 Reply = (
     Promise
     | Accepted
@@ -289,6 +409,8 @@ Reply = (
     | FenceReject
     | FenceBusy
     | Ack
+    | RangePromise
+    | HeartbeatReply
 )
 Message = Request | Reply
 
@@ -299,6 +421,9 @@ REQUEST_TYPES: tuple[type[_Message], ...] = (
     Fence,
     EpochNotice,
     DoneNotice,
+    RangePrepare,
+    LeaderAccept,
+    Heartbeat,
 )
 REPLY_TYPES: tuple[type[_Message], ...] = (
     Promise,
@@ -312,6 +437,8 @@ REPLY_TYPES: tuple[type[_Message], ...] = (
     FenceReject,
     FenceBusy,
     Ack,
+    RangePromise,
+    HeartbeatReply,
 )
 _BY_KIND: dict[str, type[_Message]] = {cls.KIND: cls for cls in REQUEST_TYPES + REPLY_TYPES}
 
@@ -349,5 +476,21 @@ def from_wire(wire: Any, *, expect: tuple[type[_Message], ...] | None = None) ->
         kind_of = cls.FIELDS.get(name)
         if kind_of == _BALLOT or (kind_of == _BALLOT_OR_NONE and value is not None):
             value = Ballot.from_wire(value)
+        elif kind_of in (_ENTRIES, _DECISIONS):
+            value = _rows_from_wire(name, value, kind_of == _ENTRIES)
         kwargs[name] = value
     return cls(**kwargs)  # type: ignore[return-value]
+
+
+def _rows_from_wire(name: str, raw: Any, with_ballot: bool) -> tuple[tuple[Any, ...], ...]:
+    if not isinstance(raw, list):
+        raise PaxosProtocolError(f"field {name!r} must be a list")
+    rows: list[tuple[Any, ...]] = []
+    for row in raw:
+        if not isinstance(row, list) or len(row) != (3 if with_ballot else 2):
+            raise PaxosProtocolError(f"field {name!r}: bad row {row!r:.80}")
+        if with_ballot:
+            rows.append((row[0], Ballot.from_wire(row[1]), row[2]))
+        else:
+            rows.append((row[0], row[1]))
+    return tuple(rows)

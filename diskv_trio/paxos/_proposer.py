@@ -164,6 +164,9 @@ class Proposer:
             return
         epoch = epochs.established
         top = proposal.top
+        own = core.leader.ballot
+        if own is not None and (top is None or own > top):
+            top = own  # never reuse our leader ballot in a classic round
         round_ = top.round + 1 if top is not None and top.epoch == epoch else 1
         if top is not None and top.epoch > epoch:
             # Seen in a promise: established. Adopt it rather than lose every round.

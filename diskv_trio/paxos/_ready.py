@@ -45,6 +45,11 @@ class Ready:
     forgotten: bool = False  # min() advanced
     advertise_done: int | None = None  # applied by advance(), after the sync
     voting: bool | None = None  # set when the voting state changed
+    proposed: bool | None = None  # `propose`: the leader took the value
+    reads: list[tuple[int, int]] = field(default_factory=list)  # confirmed (read id, index)
+    reads_failed: list[int] = field(default_factory=list)  # read ids refused: not leader
+    dropped: list[Any] = field(default_factory=list)  # proposed values dropped on step-down
+    leading: bool | None = None  # set when this peer became or stopped being the leader
 
 
 class Output:

@@ -95,6 +95,23 @@ class DecideRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RangePromiseRecord:
+    """The acceptor promised `ballot` for every instance >= `seq` (synced before the range
+    promise leaves). It replaces the previous range promise, whose ballot was lower."""
+
+    KIND: ClassVar[str] = "rp"
+    seq: int
+    ballot: Ballot
+
+    def __post_init__(self) -> None:
+        _check_int(self.KIND, "s", self.seq, 0)
+        _check_ballot(self.KIND, self.ballot)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {RECORD_KEY: self.KIND, "s": self.seq, "b": self.ballot.to_wire()}
+
+
+@dataclass(frozen=True, slots=True)
 class EpochRecord:
     """The epoch state: ballots below `threshold` are rejected; the fence that set it had
     `threshold_nonce` (0 if learned otherwise); `established` may ride in ballots."""
@@ -170,6 +187,7 @@ PaxosRecord = (
     | FloorRecord
     | RecoveringRecord
     | MinRecord
+    | RangePromiseRecord
 )
 RECORD_TYPES: tuple[type[PaxosRecord], ...] = (
     PromiseRecord,
@@ -179,6 +197,7 @@ RECORD_TYPES: tuple[type[PaxosRecord], ...] = (
     FloorRecord,
     RecoveringRecord,
     MinRecord,
+    RangePromiseRecord,
 )
 
 
@@ -248,6 +267,8 @@ def record_from_wire(wire: Any) -> PaxosRecord:
         return FloorRecord(_wire_int(wire, "f"))
     if kind == "r":
         return RecoveringRecord()
+    if kind == "rp":
+        return RangePromiseRecord(_wire_int(wire, "s"), Ballot.from_wire(wire.get("b")))
     if kind == "m":
         dones = _dones_field(wire.get("dn"))
         return MinRecord(_wire_int(wire, "m"), tuple(dones.items()))
@@ -281,6 +302,7 @@ class PaxosRestoredState:
     established: int = 0
     floor: int = -1
     recovering: bool = False
+    range_promise: tuple[Ballot, int] | None = None  # (ballot, first instance it covers)
 
 
 def snapshot_to_wire(state: PaxosRestoredState) -> dict[str, Any]:
@@ -300,6 +322,9 @@ def snapshot_to_wire(state: PaxosRestoredState) -> dict[str, Any]:
         "established": state.established,
         "floor": state.floor,
         "recovering": state.recovering,
+        "range": None
+        if state.range_promise is None
+        else [state.range_promise[0].to_wire(), state.range_promise[1]],
     }
 
 
@@ -329,6 +354,9 @@ def _restore_snapshot(snapshot_state: Mapping[str, Any]) -> PaxosRestoredState:
             )
         state.dones = _dones_field(snapshot_state["dones"])
         state.recovering = bool(snapshot_state["recovering"])
+        raw_range = snapshot_state.get("range")  # absent in snapshots of older versions
+        if raw_range is not None:
+            state.range_promise = (Ballot.from_wire(raw_range[0]), int(raw_range[1]))
     except (KeyError, TypeError, ValueError) as exc:
         raise PaxosProtocolError(f"malformed Paxos snapshot: {exc!r}") from exc
     for key in _SNAPSHOT_INTS:
@@ -380,6 +408,8 @@ def _replay(state: PaxosRestoredState, record: PaxosRecord) -> None:
             if isinstance(record, AcceptRecord):
                 inst.accepted = record.ballot
                 inst.value = record.value
+    elif isinstance(record, RangePromiseRecord):
+        state.range_promise = (record.ballot, record.seq)
     elif isinstance(record, EpochRecord):
         state.threshold = record.threshold
         state.threshold_nonce = record.threshold_nonce

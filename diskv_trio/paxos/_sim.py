@@ -47,6 +47,8 @@ from ._sim_world import (
 class Simulation:
     """A seeded Paxos group. See the module docstring."""
 
+    core_class: type[PaxosCore] = PaxosCore
+
     def __init__(
         self,
         seed: int,
@@ -54,6 +56,7 @@ class Simulation:
         *,
         manual: bool = False,
         naive_rejoin: bool = False,
+        start_tick: int = 0,
     ) -> None:
         self.seed = seed
         self._replayable = params is None  # the seed alone fixes the run
@@ -61,7 +64,7 @@ class Simulation:
         self.manual = manual
         self.naive_rejoin = naive_rejoin
         self.rng = random.Random(seed)
-        self.tick_count = 0
+        self.tick_count = start_tick
         self.decisions: dict[int, Any] = {}
         self.started: dict[int, int] = {}  # seq -> tick first started
         self.trace: list[str] = []
@@ -256,13 +259,23 @@ class Simulation:
                 return
             self.step()
 
+    # ---- hooks for the leader simulation ----------------------------------------------------
+
+    self_via_network = False  # own-acceptor calls queue like any message (may be delayed)
+
+    def _core_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _on_ready(self, peer: SimPeer, ready: Ready) -> None:
+        """After the driver's duties for `ready`; the leader simulation handles reads here."""
+
     # ---- internals ------------------------------------------------------------------------
 
     def _new_peer(
         self, index: int, disk: SimDisk, *, recovering: bool, restored: Any = None
     ) -> SimPeer:
         boot = next(self._boots)
-        core = PaxosCore(
+        core = self.core_class(
             peer_count=self.params.peer_count,
             me=index,
             rng=random.Random(self.rng.getrandbits(64)),
@@ -270,6 +283,7 @@ class Simulation:
             restored=restored,
             recovering=recovering,
             naive_rejoin=self.naive_rejoin,
+            **self._core_kwargs(),
         )
         return SimPeer(index=index, core=core, disk=disk, boot=boot)
 
@@ -282,7 +296,7 @@ class Simulation:
         heapq.heappush(self._queue, (self.tick_count + delay, next(self._order), packet))
 
     def _send(self, packet: Packet) -> None:
-        if not self.manual:
+        if not self.manual and packet.src != packet.dst:
             if self.rng.random() < self.params.loss:
                 if self.rng.random() < 0.5:  # the transport notices, like a refused connection
                     self._unreachable(packet)
@@ -326,7 +340,7 @@ class Simulation:
             sender_boot=packet.sender_boot,
             reply=reply,  # type: ignore[arg-type]
         )
-        if packet.sender == peer.index:
+        if packet.sender == peer.index and not self.self_via_network:
             assert self._local is not None
             self._local.append(out)
         else:
@@ -346,6 +360,7 @@ class Simulation:
         for seq, value in ready.decided:
             self._check_decision(peer.index, seq, value)
         peer.core.advance(ready, self.now)
+        self._on_ready(peer, ready)
         first = self._local is None
         if first:
             self._local = []
@@ -359,7 +374,7 @@ class Simulation:
                 sender=peer.index,
                 sender_boot=peer.boot,
             )
-            if envelope.dst == peer.index:
+            if envelope.dst == peer.index and not self.self_via_network:
                 local.append(packet)  # own acceptor: called directly, never lost
             else:
                 self._send(packet)

@@ -27,9 +27,14 @@ from diskv_trio.paxos._messages import (
     FenceBusy,
     FenceReject,
     Forgotten,
+    Heartbeat,
+    HeartbeatReply,
+    LeaderAccept,
     NotVoting,
     Prepare,
     Promise,
+    RangePrepare,
+    RangePromise,
     Rejected,
     StaleEpoch,
     from_wire,
@@ -327,6 +332,11 @@ SAMPLES = [
     FenceReject(0, -1, 3, 7),
     FenceBusy(0, -1, 7),
     Ack(0, -1),
+    RangePrepare(1, -1, 5, B1),
+    LeaderAccept(1, -1, 5, B1, ["v"], 4),
+    Heartbeat(1, -1, B1, 4, 2),
+    RangePromise(0, -1, B1, 6, ((6, B1, "a"), (8, B2, None)), ((5, "d"),)),
+    HeartbeatReply(0, -1, B1, 2, False, B2, 0),
 ]
 
 
