@@ -32,12 +32,13 @@ from diskv_trio.net import (
     Identity,
     Role,
     RpcServer,
+    Tls,
+    client_context,
     create_credentials,
     load_credentials,
     load_tls,
     open_rpc_pool,
 )
-from diskv_trio.net._tls import Tls, client_context
 
 MEASURE_S = 1.5
 WARMUP_S = 0.2

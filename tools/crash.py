@@ -328,7 +328,11 @@ def _parse(argv: list[str] | None) -> CrashOptions:
 def main(argv: list[str] | None = None) -> int:
     """Run a session from the command line: exit 0 if every check passed, else 1."""
     options = _parse(argv)
-    result = trio.run(run_crash, options)
+    return report(trio.run(run_crash, options), options)
+
+
+def report(result: CrashResult, options: CrashOptions) -> int:
+    """Print a session's summary and verdict (with its replay command on failure); the exit status."""
     print(result.summary())
     if result.passed:
         print(f"PASSED (seed {options.seed})")

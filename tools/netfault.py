@@ -37,7 +37,15 @@ from ._crash_nemesis import Nemesis
 from ._netns import NETEM_MISSING, HostNetwork, netem_available, netns_unavailable_reason
 from ._netns_cluster import open_netns_cluster
 from ._netns_nemesis import net_nemesis_factory
-from .crash import CLUSTER_NAME, SEED_MAX, CrashOptions, CrashResult, SessionHooks, run_crash
+from .crash import (
+    CLUSTER_NAME,
+    SEED_MAX,
+    CrashOptions,
+    CrashResult,
+    SessionHooks,
+    report,
+    run_crash,
+)
 
 SKIP_PREFIX = "netfault: skipped:"
 
@@ -134,20 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
         trio.run(print_figures)
         return 0
-    result = trio.run(run_netfault, options)
-    print(result.summary())
-    if result.passed:
-        print(f"PASSED (seed {options.seed})")
-        if options.keep_dir:
-            print(f"run directory: {result.run_dir}")
-        return 0
-    print(f"FAILED (seed {options.seed}):")
-    for problem in result.problems:
-        print(f"  - {problem}")
-    print(f"run directory: {result.run_dir}")
-    print(f"replay: {options.replay_command()}")
-    return 1
-
+    return report(trio.run(run_netfault, options), options)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,6 +25,7 @@ from ._errors import (
     RpcUnavailable,
 )
 from ._faults import Faults
+from ._fd_limit import inbound_connections_max
 from ._handler import CallContext, Handler
 from ._limits import FRAME_BYTES_MAX, PROTOCOL_VERSION, WIRE_DEPTH_MAX
 from ._pool import RpcPool, open_rpc_pool
@@ -39,6 +40,7 @@ from ._tls import (
     TLS_DIR_ENV,
     Tls,
     TlsError,
+    client_context,
     load_tls,
     tls_for_client_context,
 )
@@ -84,4 +86,6 @@ __all__ = [
     "TlsError",
     "load_tls",
     "tls_for_client_context",
+    "client_context",
+    "inbound_connections_max",
 ]

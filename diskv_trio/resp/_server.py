@@ -25,7 +25,7 @@ from typing import Protocol
 import trio
 
 from diskv_trio.client import DiskvError, InvalidRequestError
-from diskv_trio.net._fd_limit import inbound_connections_max
+from diskv_trio.net import inbound_connections_max
 
 from ._info import GatewayFacts, GatewayStats
 from ._limits import (
