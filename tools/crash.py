@@ -331,6 +331,17 @@ def main(argv: list[str] | None = None) -> int:
     return report(trio.run(run_crash, options), options)
 
 
+def print_failed_run_files(result: CrashResult) -> None:
+    """For a failed session, the tail of its history report and timeline (a test's output)."""
+    if result.passed:
+        return
+    for name in ("history-report.txt", "timeline.txt"):
+        path = result.run_dir / name
+        if path.exists():
+            print(f"---- {name} ----")
+            print(path.read_text()[-20_000:])
+
+
 def report(result: CrashResult, options: CrashOptions) -> int:
     """Print a session's summary and verdict (with its replay command on failure); the exit status."""
     print(result.summary())

@@ -39,7 +39,7 @@ from tools._crash_resp import (
     unknown_record,
     words_of,
 )
-from tools.crash import CrashOptions, _parse, run_crash
+from tools.crash import CrashOptions, _parse, print_failed_run_files, run_crash
 
 RESP_SESSION_MINUTES = 0.3
 """Fault period; start-up, recovery and the checks add about 10 s."""
@@ -132,12 +132,7 @@ async def test_resp_crash_session_passes_and_a_dropped_set_is_illegal(short_tmp:
     print(f"RESP crash seed {seed}: {options.replay_command()}")
     result = await run_crash(options)
     print(result.summary())
-    if not result.passed:
-        for name in ("history-report.txt", "timeline.txt"):
-            path = result.run_dir / name
-            if path.exists():
-                print(f"---- {name} ----")
-                print(path.read_text()[-20_000:])
+    print_failed_run_files(result)
     assert result.passed, (
         f"RESP crash session failed (seed {seed}): {result.problems}; "
         f"replay: {options.replay_command()}; run directory: {result.run_dir}"

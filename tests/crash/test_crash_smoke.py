@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.crash import CrashOptions, run_crash
+from tools.crash import CrashOptions, print_failed_run_files, run_crash
 
 SMOKE_MINUTES = 0.75
 """Fault period; start-up, recovery and the checks add about 15 s."""
@@ -37,12 +37,7 @@ async def test_crash_session_smoke(short_tmp: Path) -> None:
     print(f"crash smoke seed {seed}: {options.replay_command()}")
     result = await run_crash(options)
     print(result.summary())
-    if not result.passed:
-        for name in ("history-report.txt", "timeline.txt"):
-            path = result.run_dir / name
-            if path.exists():
-                print(f"---- {name} ----")
-                print(path.read_text()[-20_000:])
+    print_failed_run_files(result)
     assert result.op_stats.total() > 0
     assert sum(result.fault_counts.values()) > 0
     assert result.passed, (

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tools._netns import NAME_PREFIX, names_with_prefix
+from tools.crash import print_failed_run_files
 from tools.netfault import NetfaultOptions, run_netfault
 
 SMOKE_MINUTES = 0.4
@@ -33,12 +34,7 @@ async def test_netfault_session_smoke(netns_privilege: None, short_tmp: Path) ->
     print(f"netfault smoke seed {seed}: {options.replay_command()}")
     result = await run_netfault(options)
     print(result.summary())
-    if not result.passed:
-        for name in ("history-report.txt", "timeline.txt"):
-            path = result.run_dir / name
-            if path.exists():
-                print(f"---- {name} ----")
-                print(path.read_text()[-20_000:])
+    print_failed_run_files(result)
     assert result.op_stats.total() > 0
     assert all(result.fault_counts[kind] > 0 for kind in ("partition", "isolate", "slow")), result.fault_counts
     assert names_with_prefix(f"{NAME_PREFIX}{os.getpid()}-") == []
