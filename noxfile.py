@@ -1,4 +1,4 @@
-"""Developer sessions: tests, lint, bench, crash, netfault.
+"""Developer sessions: tests, lint, bench, crash, sim, netfault.
 
 `nox -s tests` is the default suite (what CI runs); `nox -s crash` holds the long
 fault-injection runs; `nox -s bench` prints figures and asserts nothing.
@@ -36,8 +36,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Print performance figures beside baselines measured in the same run."""
+    """Print performance figures beside baselines measured in the same run.
+
+    PySyncObj, the baseline of the kv write rate, is installed in this session only."""
     _install(session, "test")
+    session.install("pysyncobj")
     session.run("python", "-m", "tools.bench", *session.posargs)
 
 
@@ -50,9 +53,17 @@ def crash(session: nox.Session) -> None:
 
 
 @nox.session
+def sim(session: nox.Session) -> None:
+    """The whole cluster in a deterministic simulation, many seeds: `nox -s sim -- --seeds N
+    [--seed S] [--seconds T]`; a failing seed is printed with the command that replays it."""
+    _install(session, "test")
+    session.run("python", "-m", "diskv_trio.testing.cluster_sim", *session.posargs)
+
+
+@nox.session
 def netfault(session: nox.Session) -> None:
     """A crash session with every server in its own network namespace over TCP and the network
     faults made by the kernel: `nox -s netfault -- --seed S --minutes M` (needs root; skips in
     one line without; `-- --figures` prints latency and fail-over figures)."""
     _install(session, "test")
-    session.run("python", "-m", "tools.netfault", *session.posargs)
+    session.run("python", "-m", "tools.crash.netfault", *session.posargs)

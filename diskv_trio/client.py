@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from diskv_trio._waits import WaitCause, WaitTracker, fail_after
 from diskv_trio.kvproto import (
     KEY_BYTES_MAX,
     KV_OP,
+    REDIRECT,
     REJECTIONS,
     VALUE_BYTES_MAX,
     Append,
@@ -44,6 +46,7 @@ from diskv_trio.kvproto import (
     as_bytes,
     flag_result,
     get_result,
+    leader_hint,
 )
 from diskv_trio.net import (
     Credentials,
@@ -210,7 +213,9 @@ class Client:
             self._free_sessions.append(session)
 
     async def _send(self, op: ClientOp) -> dict[str, Any]:
-        wire = op.to_wire()
+        # We follow ErrNotLeader's hint ourselves; after a round in which the leader did not
+        # answer us, replicas forward for us (one that cannot reach it either runs for it).
+        wire = op.to_wire() | {REDIRECT: True}
         waits = self._waits
         while True:
             config = self._config
@@ -218,9 +223,13 @@ class Client:
             gid = config.shards[shard]
             servers = config.groups.get(gid, ())
             if gid != 0 and servers:
-                start = self._preferred.get(gid, 0)
-                for offset in range(len(servers)):
-                    index = (start + offset) % len(servers)
+                queue = deque(_order(self._preferred.get(gid, 0), len(servers)))
+                tried: set[int] = set()
+                while queue:
+                    index = queue.popleft()
+                    if index in tried:
+                        continue
+                    tried.add(index)
                     try:
                         reply = await self._pool.call(servers[index], KV_OP, wire, deadline_s=KV_CALL_DEADLINE_S)
                     except RpcUnavailable as exc:
@@ -230,6 +239,9 @@ class Client:
                         if exc.code in REJECTIONS:
                             raise RejectedError(f"{exc.code}: {exc.message}") from exc
                         waits.note(f"group {gid} (shard {shard}): {servers[index]} answered {exc.code}: {exc.message}")
+                        hint = leader_hint(exc.message, len(servers)) if exc.code == Code.NOT_LEADER else None
+                        if hint is not None:
+                            queue.appendleft(hint)  # the group's leader, as that replica believes
                         continue
                     err = reply.get("err")
                     if err in (Code.OK, Code.NO_KEY):
@@ -245,10 +257,15 @@ class Client:
                     waits.note(f"group {gid} (shard {shard}): {servers[index]} answered {err}")
             elif config.num > 0:
                 waits.note(f"shard {shard} belongs to no group in configuration {config.num} (no group joined)")
+            wire = op.to_wire()
             await trio.sleep(ROUND_PAUSE_S)
             if waits.last is None:
                 waits.note(f"waiting for a shardmaster to answer (at {', '.join(self._masters.masters)})")
             self._config = await self._masters.query(-1)
+
+
+def _order(start: int, count: int) -> list[int]:
+    return [(start + offset) % count for offset in range(count)]
 
 
 def _result(read: Any, reply: dict[str, Any], *args: str) -> Any:

@@ -13,7 +13,7 @@ from ._errors import (
 )
 from ._format import RECORD_BYTES_MAX
 from ._fs import FileHandle, FileSystem, RealFileSystem
-from ._group_commit import GroupCommit
+from ._group_commit import GroupCommit, RunSync
 from ._journal import (
     COMPACT_FLOOR_BYTES,
     HOLD_UNSYNCED_ENV,
@@ -55,6 +55,7 @@ __all__ = [
     "OpenReport",
     "RealFileSystem",
     "RepairResult",
+    "RunSync",
     "ScanReport",
     "SegmentInfo",
     "SimulatedCrash",

@@ -36,6 +36,9 @@ class FileSystem(Protocol):
 
     def is_dir(self, path: str) -> bool: ...
 
+    def is_file(self, path: str) -> bool:
+        """A regular file (not a directory, socket or other special file)."""
+
     def exists(self, path: str) -> bool: ...
 
     def list_dir(self, path: str) -> list[str]: ...
@@ -85,6 +88,9 @@ class RealFileSystem:
 
     def is_dir(self, path: str) -> bool:
         return os.path.isdir(path)
+
+    def is_file(self, path: str) -> bool:
+        return os.path.isfile(path)
 
     def exists(self, path: str) -> bool:
         return os.path.lexists(path)

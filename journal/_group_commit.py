@@ -12,10 +12,14 @@ A snapshot takes the same slot (it syncs first, so it covers the waiters too).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
+
+RunSync = Callable[[Callable[[], None]], Awaitable[None]]
+"""Runs a blocking journal operation and returns when it is done: a worker thread by
+default (`trio.to_thread.run_sync`); on a disk in memory it may run inline."""
 
 
 class SyncableJournal(Protocol):
@@ -43,22 +47,28 @@ class _Waiter:
 class GroupCommit:
     """Trio front of a `Journal`: `await sync()` and `await snapshot()` in worker threads.
 
+    Args:
+        journal: the journal.
+        run_sync: how a sync or snapshot runs (`RunSync`); a simulated disk passes its own,
+            so no thread makes its timing depend on the operating system.
+
     Attributes:
         sync_count: journal syncs run so far (compare with the number of callers).
     """
 
-    def __init__(self, journal: SyncableJournal) -> None:
+    def __init__(self, journal: SyncableJournal, *, run_sync: RunSync | None = None) -> None:
         self._journal = journal
+        self._run_sync: RunSync = run_sync if run_sync is not None else trio.to_thread.run_sync
         self._busy = False
         self._waiters: list[_Waiter] = []
         self.sync_count = 0
 
     async def _lead(self, function: Callable[[], None]) -> None:
-        """Run function in a worker thread as the only journal operation in flight."""
+        """Run function (in a worker thread by default) as the only journal operation in flight."""
         assert not self._busy
         self._busy = True
         try:
-            await trio.to_thread.run_sync(function)
+            await self._run_sync(function)
         finally:
             self._busy = False
             self._wake_after_operation()

@@ -132,6 +132,10 @@ class SimulatedFileSystem:
     def is_dir(self, path: str) -> bool:
         return os.path.normpath(path) in self._dirs
 
+    def is_file(self, path: str) -> bool:
+        parent, name = self._split(path)
+        return name in self._dirs.get(parent, {})
+
     def exists(self, path: str) -> bool:
         if self.is_dir(path):
             return True

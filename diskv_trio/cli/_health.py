@@ -44,6 +44,7 @@ class ServerHealth:
     alarm: str | None = None
     config: int | None = None
     error: str | None = None
+    leading: bool = False  # the group's leader: it alone places ops in the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ def server_health(row: Mapping[str, Any], names: Mapping[str, str]) -> ServerHea
         journal_bytes=row.get("journal_bytes"),
         alarm=row.get("alarm"),
         config=machine.get("config"),
+        leading=paxos.get("leading") is True,
     )
 
 

@@ -15,6 +15,7 @@ from diskv_trio import _metrics
 from diskv_trio._dirlock import DirectoryInUseError
 from diskv_trio._discovery import DEFAULT_CLUSTER_NAME
 from diskv_trio._private_files import restrict_umask
+from diskv_trio._profiling import profiling_on_signals
 from diskv_trio.kvproto import DEFAULT_SHARDING, SCHEMES, Sharding
 from diskv_trio.net import (
     CREDENTIALS_ENV,
@@ -72,6 +73,12 @@ def add_common_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--unreliable", action="store_true", help="fault injection: drop requests and replies")
     parser.add_argument(
+        "--read-lease-ms", type=_lease_ms, metavar="MS",
+        help="let the leader answer reads without a heartbeat round for MS ms after a majority acknowledged"
+        " one (1-250; off by default: it trusts clocks to drift less than 10 ms per lease; every server"
+        " of a group needs the same setting)",
+    )
+    parser.add_argument(
         "--metrics-port", type=non_negative_int, metavar="PORT",
         help="serve Prometheus metrics over HTTP on this port (0: any free port; the log says which)",
     )
@@ -80,6 +87,10 @@ def add_common_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-file", type=Path, help="log here instead of stderr, rotated past 16 MiB (3 old files kept)"
     )
+
+
+LEASE_MS_MAX = 250
+"""Read leases stay below the 300 ms minimum election timeout (DESIGN.md, leases)."""
 
 
 def add_sharding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +150,15 @@ def _settings(args: argparse.Namespace, role: str, group: int) -> NodeSettings:
         bootstrap=args.bootstrap,
         unreliable=args.unreliable,
         credentials=_server_credentials(args),
+        lease_s=None if args.read_lease_ms is None else args.read_lease_ms / 1000,
     )
+
+
+def _lease_ms(text: str) -> int:
+    value = positive_int(text)
+    if value > LEASE_MS_MAX:
+        raise argparse.ArgumentTypeError(f"a read lease must stay below the election timeout: 1..{LEASE_MS_MAX}")
+    return value
 
 
 def _server_credentials(args: argparse.Namespace) -> Credentials | None:
@@ -186,6 +205,7 @@ def _run_node(node: ReplicaNode, args: argparse.Namespace) -> int:
                 _metrics.watch_node(node)
                 port = stack.enter_context(_metrics.serve_metrics(args.metrics_port, args.metrics_host))
                 log.info("%s metrics at http://%s:%d/metrics", settings.node_id, args.metrics_host, port)
+            stack.enter_context(profiling_on_signals())  # only with DISKV_PROFILE_DIR set
             trio.run(run_until_signalled, node.run)
     except BaseException as raised:  # noqa: BLE001 - start-up failures become one line
         exc = first_leaf(raised)

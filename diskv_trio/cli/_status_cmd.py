@@ -135,7 +135,7 @@ def _server_line(server: ServerHealth) -> str:
     if not server.answers:
         return f"    {server.name:<10} DOWN  {server.error or ''}".rstrip()
     line = (
-        f"    {server.name:<10} up    {server.state:<10} applied={server.applied} max={server.max} "
+        f"    {server.name:<10} up    {'leader' if server.leading else server.state:<10} applied={server.applied} max={server.max} "
         f"min={server.min} epoch={server.epoch}"
         + (f" config={server.config}" if server.config is not None else "")
         + f" journal={server.journal_bytes}B"

@@ -84,7 +84,7 @@ class ClusterError(Exception):
 
 class Placement(Protocol):
     """Where the servers run, when not on Unix sockets of this host: each its own address, and
-    the command that starts it there (servers in network namespaces: `tools/_netns_cluster`)."""
+    the command that starts it there (network namespaces: `tools/crash/_netns_cluster.py`)."""
 
     def address(self, name: str) -> str:
         """The address of the server whose socket would be named `name` (``m0``, ``g100-1``)."""

@@ -10,6 +10,7 @@ from ._codes import (
     KV_DROP_SHARD,
     KV_OP,
     KV_PULL_SHARD,
+    REDIRECT,
     REJECTIONS,
     SM_JOIN,
     SM_LEAVE,
@@ -17,6 +18,8 @@ from ._codes import (
     SM_QUERY,
     SM_QUERY_APPLIED,
     Code,
+    leader_hint,
+    not_leader_message,
 )
 from ._limits import (
     CAS_VALUES_BYTES_MAX,
@@ -53,6 +56,9 @@ from ._sharding import (
 )
 
 __all__ = [
+    "REDIRECT",
+    "leader_hint",
+    "not_leader_message",
     "CAS_VALUES_BYTES_MAX",
     "CLIENT_CHARS_MAX",
     "COURSE_SHARDING",

@@ -31,6 +31,8 @@ class Code(StrEnum):
     """The caller's arguments do not make a valid op; nothing was proposed."""
     UNKNOWN_GROUP = "ErrUnknownGroup"
     """A shardmaster move names a group that is not joined."""
+    NOT_LEADER = "ErrNotLeader"
+    """Only the group's leader takes ops; the message names the leader (`leader_hint`)."""
     BUSY = "busy"
     """The server has too many proposals pending: another replica, or later."""
     FORBIDDEN = "forbidden"
@@ -55,3 +57,27 @@ SM_QUERY = "sm.query"
 """A configuration, answered at its log position (everyone)."""
 SM_QUERY_APPLIED = "sm.query_applied"
 """A configuration from a replica's applied state, without the log (peers and operators)."""
+
+
+REDIRECT = "redirect"
+"""A request field: when true, a replica that is not the leader answers ``ErrNotLeader``
+(naming the leader) instead of forwarding the request to it. The client sets it and goes
+to the leader itself; callers that know one replica only leave it out."""
+
+_LEADER_PREFIX = "leader: replica "
+
+
+def not_leader_message(hint: int | None) -> str:
+    """The message of a ``ErrNotLeader`` error: the replica index believed to lead, if any."""
+    return "leader unknown" if hint is None else f"{_LEADER_PREFIX}{hint}"
+
+
+def leader_hint(message: str, replicas: int) -> int | None:
+    """The replica index a ``ErrNotLeader`` message names, if it is one of `replicas`."""
+    if not message.startswith(_LEADER_PREFIX):
+        return None
+    digits = message[len(_LEADER_PREFIX) :]
+    if not digits.isdigit() or len(digits) > 4:
+        return None
+    index = int(digits)
+    return index if index < replicas else None

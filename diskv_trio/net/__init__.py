@@ -7,7 +7,7 @@ TLS (`load_tls`, carried in `Credentials.tls`) wraps every connection before the
 carry ids so one connection carries many calls at once. See DESIGN.md, section 2.
 """
 
-from ._address import TcpAddress, UnixAddress, parse_address
+from ._address import Address, TcpAddress, UnixAddress, parse_address
 from ._credentials import (
     CREDENTIALS_ENV,
     Credentials,
@@ -44,8 +44,10 @@ from ._tls import (
     load_tls,
     tls_for_client_context,
 )
+from ._transport import SOCKETS, Listening, SocketTransport, Transport
 
 __all__ = [
+    "Address",
     "CLIENTS",
     "CREDENTIALS_ENV",
     "EVERYONE",
@@ -88,4 +90,8 @@ __all__ = [
     "tls_for_client_context",
     "client_context",
     "inbound_connections_max",
+    "SOCKETS",
+    "Listening",
+    "SocketTransport",
+    "Transport",
 ]

@@ -19,13 +19,14 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import trio
+
+from diskv_trio import _entropy
 
 from . import _auth
 from ._address import Address, parse_address
@@ -66,6 +67,7 @@ from ._protocol import (
 )
 from ._streams import TRANSPORT_ERRORS, open_stream, receive_message, write_frames
 from ._tls import CODE_TLS, tls_failure
+from ._transport import SOCKETS, Transport
 
 logger = logging.getLogger("diskv.net")
 
@@ -130,8 +132,10 @@ class RpcPool:
         *,
         credentials: Credentials | None,
         faults: Faults | None,
+        transport: Transport = SOCKETS,
     ) -> None:
         self.identity = identity
+        self._transport = transport
         self.faults = faults if faults is not None else Faults()
         self._key = credentials.key(identity.role) if credentials is not None else None
         self._tls = credentials.tls if credentials is not None else None
@@ -232,7 +236,7 @@ class RpcPool:
             decoder = FrameDecoder(HELLO_FRAME_BYTES_MAX)
             try:
                 with trio.fail_after(CONNECT_TIMEOUT_S):
-                    stream = await open_stream(address, self._tls)
+                    stream = await open_stream(address, self._tls, self._transport)
                     connection.remote = await self._hello(stream, decoder)
             except HandshakeError as exc:
                 code, text = exc.code, exc.message
@@ -298,7 +302,7 @@ class RpcPool:
         if isinstance(server_nonce, ConnectionError_):
             raise HandshakeError(server_nonce.code, server_nonce.message)
         me = self.identity
-        nonce = secrets.token_bytes(NONCE_BYTES)
+        nonce = _entropy.token_bytes(NONCE_BYTES)
         signed = _auth.transcript(me.cluster, me.role, me.node_id, server_nonce, nonce)
         key = self._key
         proof = _auth.prove(key, _auth.CALLER_SIDE, signed) if key is not None else None
@@ -364,7 +368,11 @@ class RpcPool:
 
 @asynccontextmanager
 async def open_rpc_pool(
-    identity: Identity, *, credentials: Credentials | None = None, faults: Faults | None = None
+    identity: Identity,
+    *,
+    credentials: Credentials | None = None,
+    faults: Faults | None = None,
+    transport: Transport = SOCKETS,
 ) -> AsyncIterator[RpcPool]:
     """Open a pool of outbound connections; they all close when the block exits.
 
@@ -373,10 +381,13 @@ async def open_rpc_pool(
         credentials: the keys we hold; None for a server run without credentials. With
             `credentials.tls` every connection is TLS, verifying the server's certificate.
         faults: the settings shared with this process's server (``cut`` applies here too).
+        transport: how connections are opened (`SOCKETS`: the operating system's).
     """
     try:
         async with trio.open_nursery() as nursery:
-            pool = RpcPool(identity, nursery, credentials=credentials, faults=faults)
+            pool = RpcPool(
+                identity, nursery, credentials=credentials, faults=faults, transport=transport
+            )
             try:
                 yield pool
             finally:

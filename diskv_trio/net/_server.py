@@ -20,7 +20,7 @@ import trio
 from diskv_trio import _metrics
 from diskv_trio._ratelog import RateLimitedLog
 
-from ._address import TcpAddress, UnixAddress, parse_address
+from ._address import parse_address
 from ._admin import AdminMethods
 from ._admission import Route, admit
 from ._credentials import Credentials
@@ -59,7 +59,7 @@ from ._protocol import (
 from ._roles import OPERATORS, Role
 from ._server_hello import server_handshake
 from ._streams import TRANSPORT_ERRORS
-from ._unix_listener import open_unix_listener, remove_socket_file
+from ._transport import SOCKETS, Transport
 
 logger = logging.getLogger("diskv.net")
 
@@ -86,6 +86,7 @@ class RpcServer:
             None runs an open server: any caller may claim any role (local tests only).
             With `credentials.tls` every connection is TLS (see `_tls`).
         faults: fault injection settings, usually shared with this process's pool.
+        transport: how the address is bound (`SOCKETS`: the operating system's).
     """
 
     def __init__(
@@ -97,8 +98,10 @@ class RpcServer:
         roles: frozenset[Role],
         credentials: Credentials | None = None,
         faults: Faults | None = None,
+        transport: Transport = SOCKETS,
     ) -> None:
         self._address = parse_address(address)
+        self._transport = transport
         self.identity = identity
         self._credentials = credentials
         tls = credentials.tls if credentials is not None else None
@@ -158,27 +161,16 @@ class RpcServer:
                 "%s serves without credentials: any caller may claim any role", self.identity.node_id
             )
         self._connections_max = inbound_connections_max()
-        address = self._address
-        created: tuple[int, int] | None = None
-        if isinstance(address, UnixAddress):
-            listener, created = await open_unix_listener(address.path)
-            listeners: list[trio.SocketListener] = [listener]
-        else:
-            listeners = await trio.open_tcp_listeners(address.port, host=address.host)
-            bound_port = listeners[0].socket.getsockname()[1]
-            self._address = TcpAddress(address.host, bound_port)
-        try:
+        async with self._transport.listen(self._address) as listening:
+            self._address = listening.address
             async with trio.open_nursery() as nursery:
-                await nursery.start(trio.serve_listeners, self._handle_connection, listeners)
+                await nursery.start(
+                    trio.serve_listeners, self._handle_connection, list(listening.listeners)
+                )
                 logger.info(
                     "%s/%s serving at %s", self.identity.role, self.identity.node_id, self.address
                 )
                 task_status.started(self.address)
-        finally:
-            for each in listeners:
-                each.socket.close()
-            if isinstance(address, UnixAddress) and created is not None:
-                remove_socket_file(address.path, created)
 
     # -- one connection -------------------------------------------------------------------
 

@@ -7,10 +7,9 @@ TLS ClientHello is told, in one log line, that it reached a plain server.
 
 from __future__ import annotations
 
-import secrets
-
 import trio
 
+from diskv_trio import _entropy
 from diskv_trio._ratelog import RateLimitedLog
 
 from . import _auth
@@ -85,7 +84,7 @@ async def _hello(
     *,
     tls: bool,
 ) -> Identity | None:
-    server_nonce = secrets.token_bytes(NONCE_BYTES)
+    server_nonce = _entropy.token_bytes(NONCE_BYTES)
     await stream.send_all(encode_frame(challenge_message(server_nonce)))
     decoder = FrameDecoder(HELLO_FRAME_BYTES_MAX, items_max=64)
     try:

@@ -6,26 +6,27 @@ from typing import Any
 
 import trio
 
-from ._address import Address, UnixAddress
+from ._address import Address
 from ._limits import RECEIVE_BYTES_MAX, WRITE_BATCH_BYTES_MAX
 from ._protocol import FrameDecoder
 from ._tls import Tls, wrap_client
+from ._transport import SOCKETS, Transport
 
 TRANSPORT_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 """What a stream raises when the connection is gone."""
 
 
-async def open_stream(address: Address, tls: Tls | None = None) -> trio.abc.Stream:
-    """Connect to `address`, over TLS when `tls` is given (see `_tls.wrap_client`).
+async def open_stream(
+    address: Address, tls: Tls | None = None, transport: Transport = SOCKETS
+) -> trio.abc.Stream:
+    """Connect to `address` through `transport`, over TLS when `tls` is given (see
+    `_tls.wrap_client`).
 
     Raises:
         OSError: nothing listens there.
         HandshakeError: code ``tls``: the TLS handshake was refused.
     """
-    if isinstance(address, UnixAddress):
-        stream = await trio.open_unix_socket(address.path)
-    else:
-        stream = await trio.open_tcp_stream(address.host, address.port)
+    stream = await transport.open_stream(address)
     if tls is None:
         return stream
     return await wrap_client(stream, tls, address)

@@ -12,6 +12,7 @@ from ._core import PaxosCore
 from ._errors import (
     PaxosError,
     PaxosForgotten,
+    PaxosNotLeader,
     PaxosProtocolError,
     PaxosStorageError,
     PaxosUnreachable,
@@ -50,6 +51,7 @@ __all__ = [
     "PaxosCore",
     "PaxosError",
     "PaxosForgotten",
+    "PaxosNotLeader",
     "PaxosPeer",
     "PaxosProtocolError",
     "PaxosRecord",

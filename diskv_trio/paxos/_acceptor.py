@@ -45,7 +45,8 @@ from ._messages import (
     Reply,
     StaleEpoch,
 )
-from ._records import AcceptRecord, InstanceState, PromiseRecord, RangePromiseRecord
+from ._records import AcceptRecord, PromiseRecord, RangePromiseRecord
+from ._snapshot import InstanceState
 
 if TYPE_CHECKING:
     from ._core import PaxosCore

@@ -1,22 +1,15 @@
-"""Sans-I/O Paxos peer: the inputs, the acceptor and the learner; the rest beside it.
+"""Sans-I/O Paxos peer: its state, its inputs, and the parts that keep the rules.
 
 Inputs are method calls (`start`, `done`, `truncate`, `on_request`, `on_reply`,
 `on_unreachable`, `tick`), each handed the current time; each returns a `Ready` (see
 `_ready.py` for the driver's duties). The core never reads a clock, a socket or a file.
-The proposer is in `_proposer.py`, epochs and the fence in `_fence.py`, what we know of
-each other peer in `_progress.py`, the journal records in `_records.py`.
+It routes each input to its parts (`_parts.py`): the acceptor (`_acceptor.py`), the
+proposer (`_proposer.py`), epochs and the fence (`_fence.py`), the leader (`_leader.py`)
+and the learner (`_learner.py`); what we know of each other peer is in `_progress.py`, the
+journal records in `_records.py`.
 
-Rules kept here (DESIGN.md section 4):
-
-1. Acceptor: promise a ballot not below the promised one; accept a ballot not below the
-   promised one; both journalled and synced before the reply. A decided instance answers
-   every prepare and accept with its value. Learning a decision is always safe.
-2. A recovering peer answers no prepare or accept; an intact one votes only above its
-   floor and rejects ballots of epochs below its threshold (`_fence.py`).
-3. `min()` is 1 + the minimum of every peer's done value; instances below it are dropped.
-   A peer advertises its done value only after a sync that followed the `done()` call, so
-   it never tells others to forget an instance whose decision is not durable here.
-4. A request naming an instance beyond `instance_ahead_limit()` changes nothing.
+Rule kept here (DESIGN.md section 4): a request naming an instance beyond
+`instance_ahead_limit()` changes nothing.
 """
 
 from __future__ import annotations
@@ -26,10 +19,8 @@ import random
 from typing import Any
 
 from . import _limits
-from ._acceptor import Acceptor
 from ._errors import PaxosProtocolError
-from ._fence import Epochs, Fencer
-from ._leader import Leader
+from ._fence import Epochs
 from ._messages import (
     Accept,
     Ack,
@@ -44,17 +35,11 @@ from ._messages import (
     Reply,
     Request,
 )
+from ._parts import DEFAULT_PARTS, CoreParts
 from ._progress import PeerProgress
-from ._proposer import Proposer
 from ._ready import Envelope, Fate, Output, Ready
-from ._records import (
-    DecideRecord,
-    InstanceState,
-    MinRecord,
-    PaxosRestoredState,
-    RecoveringRecord,
-    snapshot_to_wire,
-)
+from ._records import RecoveringRecord
+from ._snapshot import InstanceState, PaxosRestoredState, snapshot_to_wire
 
 _LEADER_REQUESTS = (RangePrepare, LeaderAccept, Heartbeat)
 
@@ -62,14 +47,9 @@ _LEADER_REQUESTS = (RangePrepare, LeaderAccept, Heartbeat)
 class PaxosCore:
     """One Paxos peer's decisions. Not thread-safe; one driver feeds it.
 
-    The attributes without a leading underscore are shared with the proposer, the fence,
-    the acceptor and the leader in this package; callers outside it use the methods and
-    properties. `ACCEPTOR_CLASS` and `LEADER_CLASS` are what tests that break a rule on
-    purpose replace.
+    The attributes without a leading underscore are shared with the parts in this
+    package; callers outside it use the methods and properties.
     """
-
-    ACCEPTOR_CLASS: type[Acceptor] = Acceptor
-    LEADER_CLASS: type[Leader] = Leader
 
     def __init__(
         self,
@@ -80,10 +60,10 @@ class PaxosCore:
         boot_id: int,
         restored: PaxosRestoredState | None = None,
         recovering: bool = False,
-        naive_rejoin: bool = False,
         leader_mode: bool = False,
         lease_s: float | None = None,
         noop: Any = None,
+        parts: CoreParts = DEFAULT_PARTS,
     ) -> None:
         """Create a peer.
 
@@ -94,13 +74,12 @@ class PaxosCore:
             boot_id: unique per process start; fence nonces are built from it.
             restored: state rebuilt by `restore_state()`; None for an empty peer.
             recovering: the peer lost its disk (see `_fence.py`).
-            naive_rejoin: FOR TESTS ONLY: instead of the fence, a recovering peer votes again
-                as soon as it learns one decision. Unsafe; kept to show the fence is needed.
             leader_mode: run elections and heartbeats (`_leader.py`); without it the peer
                 still answers a leader's messages but never campaigns on its own.
             lease_s: read leases of this length (off when None); must stay below the
                 election timeout.
             noop: the value proposed in holes (a takeover's unreported instances).
+            parts: the classes of the acceptor, proposer, fence, leader and learner.
         """
         if lease_s is not None and not 0 < lease_s < _limits.election_timeout_min_s:
             raise ValueError(f"lease_s={lease_s} must be in (0, election timeout)")
@@ -109,7 +88,6 @@ class PaxosCore:
         self.peer_count = peer_count
         self.me = me
         self.quorum = peer_count // 2 + 1
-        self._naive_rejoin = naive_rejoin
         r = restored or PaxosRestoredState()
         self.instances: dict[int, InstanceState] = dict(r.instances)
         self.progress = [PeerProgress() for _ in range(peer_count)]
@@ -145,11 +123,12 @@ class PaxosCore:
             if inst.decided:
                 self.decided_max = max(self.decided_max, seq)
         self.out = Output()
-        self.proposer = Proposer(self, rng)
-        self.fencer = Fencer(self, rng, boot_id)
-        self.acceptor = self.ACCEPTOR_CLASS(self)
-        self.leader = self.LEADER_CLASS(self, random.Random(rng.getrandbits(64)))
-        self._drop_below_min()
+        self.proposer = parts.proposer(self, rng)
+        self.fencer = parts.fencer(self, rng, boot_id)
+        self.acceptor = parts.acceptor(self)
+        self.leader = parts.leader(self, random.Random(rng.getrandbits(64)))
+        self.learner = parts.learner(self)
+        self.learner.drop_below_min()
 
     # ---- queries --------------------------------------------------------------------------
 
@@ -206,6 +185,8 @@ class PaxosCore:
             "proposals": len(self.proposer.proposals),
             "done": self.own_done,
             "done_advertised": self.advertised_done,
+            "leading": self.leader.leading,
+            "leader": self.leader.hint(),
         }
 
     def next_wakeup(self) -> float | None:
@@ -247,8 +228,7 @@ class PaxosCore:
         if self.recovering and not self._recovery_journalled:
             self._recovery_journalled = True
             self.out.record(RecoveringRecord(), sync=True)
-        if self.recovering and not self._naive_rejoin:
-            self.fencer.start(now, intact=False)
+        self.fencer.boot(now)
         return self.out.end()
 
     def start(self, seq: int, value: Any, now: float) -> Ready:
@@ -281,6 +261,14 @@ class PaxosCore:
         self.leader.campaign(now)
         return self.out.end()
 
+    def set_eligible(self, eligible: bool, now: float) -> Ready:
+        """Whether this peer may lead; False also steps it down now."""
+        self.out.begin()
+        self.leader.eligible = eligible
+        if not eligible:
+            self.leader.step_down(now)
+        return self.out.end()
+
     def heartbeat(self, now: float) -> Ready:
         """The leader sends a heartbeat round now (its timer does this on its own)."""
         self.out.begin()
@@ -291,11 +279,7 @@ class PaxosCore:
     def done(self, seq: int) -> Ready:
         """The application no longer needs instances <= seq."""
         self.out.begin()
-        if seq > self.own_done:
-            self.own_done = seq
-            self.out.ready.advertise_done = seq
-            self.out.ready.must_sync = True  # decisions up to seq durable before we advertise
-            self._maybe_forget()
+        self.learner.done(seq)
         return self.out.end()
 
     def truncate(self, upto: int) -> Ready:
@@ -307,19 +291,12 @@ class PaxosCore:
         Every instance <= upto was decided (someone applied it), so this loses nothing.
         """
         self.out.begin()
-        if upto + 1 > self.min_adopted:
-            self.min_adopted = upto + 1
-            self.see(upto)
-            self._maybe_forget()
+        self.learner.truncate(upto)
         return self.out.end()
 
     def advance(self, ready: Ready, now: float) -> None:
         """The driver made `ready`'s records durable (if asked) and sent its messages."""
-        if ready.advertise_done is not None and ready.advertise_done > self.advertised_done:
-            self.advertised_done = ready.advertise_done
-            for peer, progress in enumerate(self.progress):
-                if peer != self.me:
-                    progress.advertised(self.advertised_done, now)
+        self.learner.advertised(ready, now)
 
     def on_request(self, msg: Request, now: float) -> Ready:
         """A request from a peer (or this peer's own proposer). The reply is in `Ready.reply`.
@@ -337,7 +314,7 @@ class PaxosCore:
             raise PaxosProtocolError(
                 f"instance {seq} is beyond {limit}, too far ahead of this peer"
             )
-        self._note_done(msg.src, msg.done)
+        self.learner.heard_done(msg.src, msg.done)
         out = self.out
         if isinstance(msg, Prepare):
             out.ready.reply = self.acceptor.on_prepare(msg, now)
@@ -362,7 +339,7 @@ class PaxosCore:
             out.ready.reply = self._ack()
         else:
             out.ready.reply = self._ack()
-        self._maybe_forget()
+        self.learner.forget()
         return out.end()
 
     def on_reply(self, envelope: Envelope, reply: Reply, now: float) -> Ready:
@@ -371,7 +348,7 @@ class PaxosCore:
         request = envelope.msg
         if reply.src != envelope.dst:
             raise PaxosProtocolError(f"reply from {reply.src} to a request for {envelope.dst}")
-        self._note_done(reply.src, reply.done)
+        self.learner.heard_done(reply.src, reply.done)
         if reply.src != self.me:
             self.progress[reply.src].acked(request.done)
         if isinstance(request, DoneNotice):
@@ -382,7 +359,7 @@ class PaxosCore:
             self.leader.on_reply(envelope.dst, request, reply, now)
         elif isinstance(request, Fence):
             self.fencer.on_reply(envelope.dst, request, reply, now)
-        self._maybe_forget()
+        self.learner.forget()
         return self.out.end()
 
     def on_unreachable(self, envelope: Envelope, now: float) -> Ready:
@@ -407,12 +384,10 @@ class PaxosCore:
         self.fencer.tick(now)
         if self.leader_mode or self.leader.role.value != "follower":
             self.leader.tick(now)
-        for peer, progress in enumerate(self.progress):
-            if peer != self.me and progress.take_notice(self.advertised_done, now):
-                self.out.send(peer, DoneNotice(src=self.me, done=self.advertised_done))
+        self.learner.send_notices(now)
         return self.out.end()
 
-    # ---- shared with the proposer and the fence ---------------------------------------------
+    # ---- shared with the parts ------------------------------------------------------------
 
     def resume_proposals(self, now: float) -> None:
         """Recovery or a fence ended: parked proposals go on."""
@@ -422,54 +397,10 @@ class PaxosCore:
 
     def learn(self, seq: int, value: Any, now: float) -> None:
         """`value` is decided in `seq` (from a decide, an acceptor, or our own majority)."""
-        if seq < self.min_seq:
-            return
-        self.see(seq)
-        inst = self.instances.setdefault(seq, InstanceState())
-        if inst.decided:
-            assert inst.value == value, f"instance {seq}: decided {inst.value!r} then {value!r}"
-            return
-        if inst.accepted is None or not (inst.value is value or inst.value == value):
-            record = DecideRecord(seq, value)
-        else:
-            record = DecideRecord(seq, None, carries_value=False)  # the accept holds the value
-        inst.decided = True
-        inst.value = value
-        self.out.record(record, sync=False)
-        self.out.ready.decided.append((seq, value))
-        self.decided_max = max(self.decided_max, seq)
-        self.proposer.proposals.pop(seq, None)
-        self.leader.on_learned(seq, value, now)
-        if self.recovering and self._naive_rejoin:
-            self.recovering = False
-            self.out.ready.voting = True
-            self.resume_proposals(now)
+        self.learner.learn(seq, value, now)
 
     def _ack(self) -> Reply:
         return Ack(self.me, self.advertised_done)
-
-    # ---- done values and forgetting -------------------------------------------------------
-
-    def _note_done(self, peer: int, done: int) -> None:
-        if peer != self.me:
-            self.progress[peer].heard_done(done)
-
-    def _maybe_forget(self) -> None:
-        dones = [progress.done for progress in self.progress]
-        dones[self.me] = self.own_done
-        new_min = max(1 + min(dones), self.min_adopted)
-        if new_min <= self.min_seq:
-            return
-        self.min_seq = new_min
-        self._drop_below_min()
-        others = tuple((p, pp.done) for p, pp in enumerate(self.progress) if p != self.me)
-        self.out.record(MinRecord(new_min, others), sync=False)
-        self.out.ready.forgotten = True
-
-    def _drop_below_min(self) -> None:
-        for seq in [seq for seq in self.instances if seq < self.min_seq]:
-            del self.instances[seq]
-        self.proposer.drop_below(self.min_seq)
 
     def see(self, seq: int) -> None:
         if seq > self.max_seq:

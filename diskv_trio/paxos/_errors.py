@@ -21,3 +21,14 @@ class PaxosForgotten(PaxosError):
 
 class PaxosStorageError(PaxosError):
     """The journal under the peer failed; the peer cannot go on safely and stops."""
+
+
+class PaxosNotLeader(PaxosError):
+    """Only the leader may do this (`propose`, `read`); `hint` is the leader this peer
+    believes in (a peer index), or None."""
+
+    def __init__(self, hint: int | None) -> None:
+        super().__init__(
+            "not the leader" + (f"; the leader is peer {hint}" if hint is not None else "")
+        )
+        self.hint = hint

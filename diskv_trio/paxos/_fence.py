@@ -111,6 +111,11 @@ class Fencer:
 
     # ---- this peer's fence --------------------------------------------------------------
 
+    def boot(self, now: float) -> None:
+        """A peer that lost its disk votes again only once its fence completes."""
+        if self._core.recovering:
+            self.start(now, intact=False)
+
     def start(self, now: float, *, intact: bool) -> None:
         core = self._core
         epochs = core.epochs

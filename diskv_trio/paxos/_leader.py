@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _limits
 from ._ballot import Ballot
+from ._catch_up import CatchUp
 from ._messages import (
     Accepted,
     AlreadyDecided,
@@ -102,6 +103,8 @@ class Leader(ReadRounds):
         self.round_count = 0
         self.pending_reads: list[tuple[int, int]] = []
         self.lease_until = -math.inf
+        self.catch_up = CatchUp(core)
+        self.eligible = True  # False: never campaign (e.g. the disk is full)
 
     # ---- rules tests may break ----------------------------------------------------------
 
@@ -159,11 +162,12 @@ class Leader(ReadRounds):
     def campaign(self, now: float) -> None:
         """Rule 1: send a range prepare with a ballot above every one seen."""
         core = self._core
-        if core.recovering:
+        if core.recovering or not self.eligible:
             self._reset_election(now)
             return
         if core.fencer.needed():
-            self.want_campaign = True
+            self.want_campaign = True  # `resume` campaigns once the fence completes
+            self._reset_election(now)
             core.fencer.request_intact(now)
             return
         self.want_campaign = False
@@ -256,6 +260,8 @@ class Leader(ReadRounds):
                 self.step_down(now)
         elif isinstance(request, Heartbeat) and isinstance(reply, HeartbeatReply):
             self._on_heartbeat_reply(peer, request, reply, now)
+            if self.leading and reply.ok:
+                self.catch_up.on_done(peer, reply.done, now)
 
     def on_unreachable(self, peer: int, request: Any, now: float) -> None:
         if isinstance(request, RangePrepare) and self.role is Role.CANDIDATE:
@@ -321,6 +327,7 @@ class Leader(ReadRounds):
         self.heard = self.ballot
         self.covered_from = covered
         self.read_floor = max(self.reported_top, covered - 1)
+        self.catch_up.reset()
         core.out.ready.leading = True
         for seq in range(max(self.from_seq, core.min_seq), covered):
             if seq >= self.from_seq + HOLES_CLASSIC_MAX:

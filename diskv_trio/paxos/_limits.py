@@ -95,3 +95,9 @@ assert fence_retry_min_s < fence_retry_max_s < fence_timeout_s
 assert fence_resend_s < fence_timeout_s
 assert done_notice_delay_s < done_notice_retry_max_s
 assert INSTANCE_AHEAD_MAX > 0
+
+# A follower whose reported done value has not moved for this long while the leader knows
+# the next instance decided is sent decides (`_catch_up.py`), up to `catch_up_batch` per
+# period: two heartbeats, so a follower merely applying is not sent what it has.
+catch_up_after_s = 2 * heartbeat_interval_s
+catch_up_batch = 64

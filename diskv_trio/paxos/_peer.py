@@ -31,18 +31,21 @@ from typing import Any
 import trio
 from trio_util import AsyncValue
 
-from . import _limits
+from ._call import call_peer
 from ._core import PaxosCore
-from ._errors import PaxosForgotten, PaxosProtocolError, PaxosStorageError, PaxosUnreachable
+from ._errors import (
+    PaxosForgotten,
+    PaxosProtocolError,
+    PaxosStorageError,
+)
 from ._messages import (
     METHOD_BY_KIND,
-    REPLY_TYPES,
     REQUEST_TYPES,
-    Reply,
     Request,
     from_wire,
     method_for,
 )
+from ._read_waiters import ReadWaiters
 from ._ready import Envelope, Fate, Ready
 from ._records import PaxosRecord, PaxosRestoredState, restore_state
 from ._sender import SenderCheck
@@ -72,6 +75,9 @@ class PaxosPeer:
         recovering: bool = False,
         rng: random.Random | None = None,
         peer_ids: tuple[str, ...] | None = None,
+        leader_mode: bool = False,
+        lease_s: float | None = None,
+        noop: Any = None,
     ) -> None:
         """Create a peer.
 
@@ -88,6 +94,11 @@ class PaxosPeer:
                 these ids, and only if the message's `src` is that id's index: a sender is
                 who the connection proved to be, never what the message says. None (the
                 in-process simulation and tests) trusts `src`.
+            leader_mode: run the stable leader (elections, heartbeats, `propose`, `read`);
+                without it every instance is proposed with `start` alone.
+            lease_s: read leases of this length (off when None; leader mode only).
+            noop: the value a new leader proposes in holes; the application must read it
+                as "nothing to apply".
 
         Must be called from Trio (it reads the clock).
         """
@@ -99,7 +110,16 @@ class PaxosPeer:
             boot_id=secrets.randbits(32),
             restored=restored,
             recovering=recovering,
+            leader_mode=leader_mode,
+            lease_s=lease_s,
+            noop=normalize_value(noop),
         )
+        self.leader_mode = leader_mode
+        self.leading: AsyncValue[bool] = AsyncValue(False)
+        self.led_upto = -1
+        """When `leading` turns False: every instance this peer sent accepts for as leader is
+        <= this; a value it was given by `propose` and not decided <= it never will be."""
+        self._reads = ReadWaiters()
         self.peer_count = peer_count
         self.me = me
         self._storage = storage
@@ -156,6 +176,43 @@ class PaxosPeer:
         if seq < self._core.min():
             return
         self._apply(self._core.start(seq, normalize_value(value), trio.current_time()))
+
+    def propose(self, value: Any) -> bool:
+        """As leader, place `value` in the next free instance; False if not leading or the
+        leader's queue is full. Watch `leading` and `led_upto` for the outcome of a step-down.
+
+        Raises:
+            TypeError: `value` is not CBOR-encodable.
+        """
+        ready = self._core.propose(normalize_value(value), trio.current_time())
+        self._apply(ready)
+        return bool(ready.proposed)
+
+    async def read(self) -> int:
+        """A linearizable read (ReadIndex): the instance a read must have applied, once a
+        heartbeat round sent after this call confirmed this peer still leads.
+
+        Raises:
+            PaxosNotLeader: this peer is not the leader, or stopped being it meanwhile.
+        """
+        read_id = self._reads.new()
+        self._apply(self._core.read(read_id, trio.current_time()))
+        return await self._reads.wait(read_id, self.leader_hint)
+
+    def campaign(self) -> None:
+        """Run for leader now (the election timer does this on its own): for a follower
+        that cannot reach the leader its peers still hear."""
+        if not self.leading.value:
+            self._apply(self._core.campaign(trio.current_time()))
+
+    def set_eligible(self, eligible: bool) -> None:
+        """Whether this peer may lead (a replica whose disk is full may not: it could not
+        sync its own accepts); False also steps it down now."""
+        self._apply(self._core.set_eligible(eligible, trio.current_time()))
+
+    def leader_hint(self) -> int | None:
+        """The leader this peer believes in (itself when leading), or None."""
+        return self._core.leader_hint()
 
     def status(self, seq: int) -> tuple[Fate, Any]:
         """This peer's knowledge of instance `seq`; never contacts other peers."""
@@ -250,6 +307,7 @@ class PaxosPeer:
             wake = self._core.next_wakeup()
             if wake is not None and wake <= now:
                 self._apply(self._core.tick(now))
+                await trio.lowlevel.checkpoint()  # a timer the tick left due starves no one
 
     def _apply(self, ready: Ready) -> None:
         """Append the records now (keeping journal order = state order), then send at once
@@ -259,13 +317,21 @@ class PaxosPeer:
         self._notify(ready)
         needs_flush = ready.must_sync or ready.advertise_done is not None
         direct = not self._outbox and not self._flushing and self._nursery is not None
-        if not needs_flush and direct:
+        if needs_flush and not ready.messages and ready.voting is None and self._nursery:
+            # Nothing to send (a new done value): sync beside the flusher, so the messages
+            # that follow (the leader's next accepts) do not wait for this sync.
+            self._nursery.start_soon(self._sync_then_advance, ready)
+        elif not needs_flush and direct:
             if ready.messages or ready.voting is not None:
                 self._after_sync(ready)
         elif needs_flush or ready.messages or ready.voting is not None:
             self._outbox.append(ready)
             self._outbox_ready.set()
         self._reschedule()
+
+    async def _sync_then_advance(self, ready: Ready) -> None:
+        await self._sync()
+        self._after_sync(ready)
 
     def _reschedule(self) -> None:
         """Wake the timer task only if the earliest timer moved earlier."""
@@ -274,6 +340,12 @@ class PaxosPeer:
             self._timers_changed.set()
 
     def _notify(self, ready: Ready) -> None:
+        if ready.reads or ready.reads_failed:
+            self._reads.notify(ready)
+        if ready.leading is not None and ready.leading != self.leading.value:
+            if not ready.leading:
+                self.led_upto = self._core.leader.next_seq - 1
+            self.leading.value = ready.leading
         if ready.decided:
             for seq, _ in ready.decided:
                 event = self._waiters.pop(seq, None)
@@ -307,24 +379,11 @@ class PaxosPeer:
             assert reply is not None
             self._apply(self._core.on_reply(envelope, reply, now()))
             return
-        try:
-            wire = await self._transport.call(
-                envelope.dst,
-                method_for(envelope.msg),
-                envelope.msg.to_wire(),
-                deadline_s=_limits.rpc_deadline_s,
-            )
-            decoded = from_wire(wire, expect=REPLY_TYPES)
-        except (PaxosUnreachable, PaxosProtocolError, trio.TooSlowError):
+        reply_msg = await call_peer(self._transport, envelope)
+        if reply_msg is None:
             self._apply(self._core.on_unreachable(envelope, now()))
-            return
-        assert isinstance(decoded, REPLY_TYPES)
-        reply_msg: Reply = decoded  # type: ignore[assignment]
-        if reply_msg.src != envelope.dst:
-            logger.warning("paxos: reply from peer %d to a call to %d", reply_msg.src, envelope.dst)
-            self._apply(self._core.on_unreachable(envelope, now()))
-            return
-        self._apply(self._core.on_reply(envelope, reply_msg, now()))
+        else:
+            self._apply(self._core.on_reply(envelope, reply_msg, now()))
 
     def _apply_no_queue(self, ready: Ready) -> None:
         """Like `_apply` for a request's Ready whose sync the caller awaits itself."""

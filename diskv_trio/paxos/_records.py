@@ -9,20 +9,21 @@ Rules kept here:
   record: the codec lives here and nowhere else reads the maps.
 - A record is validated when built (before `append`) and again when decoded after replay
   (`record_from_wire`); a malformed one raises `PaxosProtocolError`, never an assert.
-- `restore_state` rebuilds a peer from `snapshot_state()` and the records after it.
+- `restore_state` rebuilds a peer from `snapshot_state()` and the records after it; the
+  state it rebuilds and the snapshot form are in `_snapshot.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ._ballot import Ballot, ballot_from_wire, ballot_to_wire
+from ._ballot import Ballot
 from ._errors import PaxosProtocolError
+from ._snapshot import InstanceState, PaxosRestoredState, dones_from_wire, restore_snapshot
 
-SNAPSHOT_FORMAT = 1
 RECORD_KEY = "px"  # every Paxos journal record is a map with this key naming its kind
 
 
@@ -229,15 +230,6 @@ def _wire_int(wire: Mapping[str, Any], key: str) -> int:
     return value
 
 
-def _dones_field(raw: Any) -> dict[int, int]:
-    if not isinstance(raw, dict):
-        raise PaxosProtocolError(f"bad done map {raw!r}")
-    try:
-        return {int(k): int(v) for k, v in raw.items()}
-    except (TypeError, ValueError) as exc:
-        raise PaxosProtocolError(f"bad done map {raw!r}") from exc
-
-
 def is_paxos_record(record: Any) -> bool:
     """True for the wire maps this package journals (the application may interleave its own)."""
     return isinstance(record, dict) and RECORD_KEY in record
@@ -270,98 +262,9 @@ def record_from_wire(wire: Any) -> PaxosRecord:
     if kind == "rp":
         return RangePromiseRecord(_wire_int(wire, "s"), Ballot.from_wire(wire.get("b")))
     if kind == "m":
-        dones = _dones_field(wire.get("dn"))
+        dones = dones_from_wire(wire.get("dn"))
         return MinRecord(_wire_int(wire, "m"), tuple(dones.items()))
     raise PaxosProtocolError(f"unknown Paxos record kind {kind!r}")
-
-
-# ---- the state they rebuild -------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class InstanceState:
-    """Acceptor and learner state of one instance. `value` is the decided value once decided."""
-
-    promised: Ballot | None = None
-    accepted: Ballot | None = None
-    value: Any = None
-    decided: bool = False
-
-
-@dataclass(slots=True)
-class PaxosRestoredState:
-    """Everything `PaxosCore` needs to resume after a restart with the disk intact."""
-
-    instances: dict[int, InstanceState] = field(default_factory=dict)
-    dones: dict[int, int] = field(default_factory=dict)  # other peers' done values
-    own_done: int = -1  # from the snapshot only: the application calls done() again
-    min: int = 0
-    max: int = -1
-    threshold: int = 0
-    threshold_nonce: int = 0
-    established: int = 0
-    floor: int = -1
-    recovering: bool = False
-    range_promise: tuple[Ballot, int] | None = None  # (ballot, first instance it covers)
-
-
-def snapshot_to_wire(state: PaxosRestoredState) -> dict[str, Any]:
-    """The snapshot map of a live peer's state (`PaxosCore.snapshot_state`)."""
-    return {
-        "format": SNAPSHOT_FORMAT,
-        "instances": [
-            [seq, ballot_to_wire(i.promised), ballot_to_wire(i.accepted), i.value, i.decided]
-            for seq, i in sorted(state.instances.items())
-        ],
-        "dones": {str(p): d for p, d in sorted(state.dones.items())},
-        "own_done": state.own_done,
-        "min": state.min,
-        "max": state.max,
-        "threshold": state.threshold,
-        "threshold_nonce": state.threshold_nonce,
-        "established": state.established,
-        "floor": state.floor,
-        "recovering": state.recovering,
-        "range": None
-        if state.range_promise is None
-        else [state.range_promise[0].to_wire(), state.range_promise[1]],
-    }
-
-
-_SNAPSHOT_INTS = (
-    "own_done",
-    "min",
-    "max",
-    "threshold",
-    "threshold_nonce",
-    "established",
-    "floor",
-)
-
-
-def _restore_snapshot(snapshot_state: Mapping[str, Any]) -> PaxosRestoredState:
-    if snapshot_state.get("format") != SNAPSHOT_FORMAT:
-        raise PaxosProtocolError(f"unknown snapshot format {snapshot_state.get('format')!r}")
-    state = PaxosRestoredState()
-    try:
-        for row in snapshot_state["instances"]:
-            seq, promised, accepted, value, decided = row
-            state.instances[int(seq)] = InstanceState(
-                promised=ballot_from_wire(promised),
-                accepted=ballot_from_wire(accepted),
-                value=value,
-                decided=bool(decided),
-            )
-        state.dones = _dones_field(snapshot_state["dones"])
-        state.recovering = bool(snapshot_state["recovering"])
-        raw_range = snapshot_state.get("range")  # absent in snapshots of older versions
-        if raw_range is not None:
-            state.range_promise = (Ballot.from_wire(raw_range[0]), int(raw_range[1]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PaxosProtocolError(f"malformed Paxos snapshot: {exc!r}") from exc
-    for key in _SNAPSHOT_INTS:
-        setattr(state, key, _wire_int(snapshot_state, key))
-    return state
 
 
 def restore_state(
@@ -376,7 +279,7 @@ def restore_state(
     Raises:
         PaxosProtocolError: a malformed snapshot or record.
     """
-    state = PaxosRestoredState() if snapshot_state is None else _restore_snapshot(snapshot_state)
+    state = PaxosRestoredState() if snapshot_state is None else restore_snapshot(snapshot_state)
     for raw in records:
         if isinstance(raw, RECORD_TYPES):
             record: PaxosRecord = raw

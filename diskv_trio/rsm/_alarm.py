@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 
 import trio
+from trio_util import AsyncValue
 
 log = logging.getLogger("diskv.storage")
 
@@ -35,6 +36,8 @@ class NoSpaceAlarm:
         self._changed = trio.Event()
         self._retrier_waiting = False
         self.raised_count = 0
+        self.raised: AsyncValue[bool] = AsyncValue(False)
+        """Mirrors `active`, for tasks that act when it changes (a leader steps down)."""
 
     @property
     def active(self) -> bool:
@@ -52,6 +55,7 @@ class NoSpaceAlarm:
             self.raised_count += 1
             log.error("NOSPACE alarm: %s; client ops are refused until space returns", error)
         self._causes.add(cause)
+        self.raised.value = True
 
     def clear(self, cause: str) -> None:
         if cause not in self._causes:
@@ -59,6 +63,7 @@ class NoSpaceAlarm:
         self._causes.discard(cause)
         if not self._causes:
             log.warning("NOSPACE alarm cleared: the disk takes writes again")
+            self.raised.value = False
         self._signal()
 
     def _signal(self) -> None:

@@ -8,17 +8,20 @@ Rules kept here:
   server refuses to start rather than serve somebody else's data.
 - The file is replaced atomically (temp file, fsync, rename, fsync of the directory), and
   is private to its user (0o600), as is everything a server writes.
+- Files are read and written through a `journal.FileSystem` (the real one by default), so a
+  simulated disk holds them beside the journal and loses them with it.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cbor2
+
+from journal import FileSystem, RealFileSystem
 
 IDENTITY_FILE_NAME = "IDENTITY"
 
@@ -40,41 +43,36 @@ class ServerIdentity:
         return {"cluster": self.cluster, "role": self.role, "group": self.group, "me": self.me}
 
 
-def fsync_directory(directory: Path) -> None:
-    """Make renames and creations in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def write_atomically(path: Path, data: bytes, fs: FileSystem | None = None) -> None:
+    """Replace `path` with `data` so a crash leaves either the old or the new file.
+
+    A leftover temp file is removed first, so the new one is created private (0o600) rather
+    than keeping an old mode.
+    """
+    fs = fs if fs is not None else RealFileSystem()
+    temp = str(path.with_name(path.name + ".tmp"))
+    if fs.exists(temp):
+        fs.remove(temp)
+    handle = fs.open_append(temp, create=True)
     try:
-        os.fsync(fd)
+        handle.write(data)
+        handle.sync()
     finally:
-        os.close(fd)
+        handle.close()
+    fs.rename(temp, str(path))
+    fs.sync_dir(str(path.parent))
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so a crash leaves either the old or the new file."""
-    temp = path.with_name(path.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # a leftover temp file keeps its old mode through O_CREAT
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
-    fsync_directory(path.parent)
-
-
-def read_identity(directory: Path) -> ServerIdentity | None:
+def read_identity(directory: Path, fs: FileSystem | None = None) -> ServerIdentity | None:
     """Return the identity stored in `directory`, or None if it has none.
 
     Raises:
         IdentityMismatchError: the file exists but cannot be read as an identity.
     """
+    fs = fs if fs is not None else RealFileSystem()
     path = directory / IDENTITY_FILE_NAME
     try:
-        raw = path.read_bytes()
+        raw = fs.read_file(str(path))
     except FileNotFoundError:
         return None
     try:
@@ -89,10 +87,14 @@ def read_identity(directory: Path) -> ServerIdentity | None:
         raise IdentityMismatchError(f"{path}: unreadable identity file ({exc})") from exc
 
 
-def write_identity(directory: Path, identity: ServerIdentity) -> None:
-    """Record that `directory` now holds a complete state for `identity`."""
+def write_identity(directory: Path, identity: ServerIdentity, fs: FileSystem | None = None) -> None:
+    """Record that `directory` now holds a complete state for `identity`.
+
+    The file also says when, in wall-clock time, for an operator reading it; nothing reads
+    that back.
+    """
     data = identity.to_wire() | {"written_at": time.time()}
-    write_atomically(directory / IDENTITY_FILE_NAME, cbor2.dumps(data))
+    write_atomically(directory / IDENTITY_FILE_NAME, cbor2.dumps(data), fs)
 
 
 def check_identity(found: ServerIdentity, expected: ServerIdentity, directory: Path) -> None:

@@ -13,8 +13,7 @@ Rules kept here (DESIGN.md sections 4 and 6):
 from __future__ import annotations
 
 import logging
-import os
-import shutil
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -24,9 +23,7 @@ from typing import Any
 import trio
 
 import journal as journal_pkg
-from diskv_trio._dirlock import LOCK_FILE_NAME, lock_directory
-from diskv_trio._private_files import make_private_directory, tighten_tree
-from diskv_trio._ratelog import describe
+from diskv_trio._dirlock import LOCK_FILE_NAME
 from diskv_trio.net import (
     PEERS,
     PEERS_AND_OPERATORS,
@@ -36,15 +33,13 @@ from diskv_trio.net import (
     Faults,
     Handler,
     Identity,
-    NetError,
     Role,
     RpcPool,
     RpcServer,
     open_rpc_pool,
 )
-from diskv_trio.paxos import INSTANCE_AHEAD_MAX
 
-from ._alarm import NOSPACE_RETRY_S
+from ._host import SYSTEM_HOST, Host
 from ._identity import (
     ServerIdentity,
     check_identity,
@@ -53,24 +48,15 @@ from ._identity import (
     write_identity,
 )
 from ._paxos_wiring import new_paxos_peer, paxos_handlers, restore_paxos
-from ._rsm import NOOP, ReplicatedStateMachine, StateMachine
-from ._state_transfer import StateTransferError, StateTransferSource, fetch_state
+from ._recovery import Recovery
+from ._rsm import ReplicatedStateMachine, StateMachine
+from ._state_transfer import StateTransferSource
 from ._storage import ServerStorage
 
 log = logging.getLogger("diskv.node")
 
 PAXOS_CALL_DEADLINE_S = 1.0
 """Deadline of one Paxos RPC: a peer silent for this long is treated as unreachable."""
-
-PROGRESS_PROBE_S = 1.0
-"""How often a replica asks its peers how far they have applied (one small call each)."""
-
-STATE_FETCH_RETRY_S = 0.1
-"""First pause between rounds of state-fetch attempts while no intact peer answers."""
-
-STATE_FETCH_RETRY_MAX_S = 2.0
-"""Longest pause between rounds: each attempt makes a peer encode its whole state."""
-
 
 class NotServingError(ApplicationError):
     """Raised to callers while the node is still recovering."""
@@ -88,16 +74,6 @@ class NoSpaceError(ApplicationError):
         )
 
 
-async def _compact_until_written(rsm: ReplicatedStateMachine) -> None:
-    """Snapshot now, waiting out a full disk: what follows relies on the snapshot."""
-    while True:
-        try:
-            await rsm.compact()
-            return
-        except journal_pkg.JournalNoSpaceError:
-            await trio.sleep(NOSPACE_RETRY_S)
-
-
 @dataclass(frozen=True)
 class NodeSettings:
     """What a replica node needs to know to start."""
@@ -111,6 +87,12 @@ class NodeSettings:
     bootstrap: bool = False
     unreliable: bool = False
     credentials: Credentials | None = None
+    host: Host = SYSTEM_HOST
+    """The network and disk the node runs on (a simulation gives its own)."""
+    leader_mode: bool = True
+    """Ops reach the log through a stable leader; False runs classic Paxos per entry."""
+    lease_s: float | None = None
+    """Read leases of this length (leader mode only); None: every read has its round."""
 
     @property
     def node_id(self) -> str:
@@ -121,17 +103,32 @@ class NodeSettings:
         return ServerIdentity(self.cluster, self.role, self.group, self.me)
 
 
-def _move_aside(directory: Path, reason: str) -> Path | None:
-    """Move every file of `directory` into a new `lost-*` folder; return it (None if empty)."""
-    entries = [p for p in directory.iterdir() if not p.name.startswith("lost-")]
-    entries = [p for p in entries if not p.is_socket() and p.name != LOCK_FILE_NAME]
+def _move_aside(directory: Path, reason: str, host: Host = SYSTEM_HOST) -> Path | None:
+    """Move every file of `directory` into a new `lost-*` folder; return it (None if empty).
+
+    The folder is named by the wall-clock time and pid, for the operator who finds it.
+    """
+    fs = host.disk.fs
+    entries = [
+        name
+        for name in sorted(fs.list_dir(str(directory)))
+        if not name.startswith("lost-")
+        and name != LOCK_FILE_NAME
+        and (fs.is_file(str(directory / name)) or fs.is_dir(str(directory / name)))
+    ]
     if not entries:
         return None
-    target = directory / f"lost-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
-    target.mkdir(mode=0o700)
-    for entry in entries:
-        shutil.move(str(entry), target / entry.name)
-    write_atomically(target / "REASON", (reason + "\n").encode())
+    base = f"lost-{time.strftime('%Y%m%dT%H%M%S')}-{host.process_id()}"
+    target = directory / base
+    attempt = 0
+    while fs.exists(str(target)):
+        attempt += 1
+        target = directory / f"{base}.{attempt}"
+    fs.make_dirs(str(target))
+    for name in entries:
+        fs.rename(str(directory / name), str(target / name))
+    write_atomically(target / "REASON", (reason + "\n").encode(), fs)
+    fs.sync_dir(str(directory))
     log.warning("moved the previous contents of %s to %s: %s", directory, target, reason)
     return target
 
@@ -144,25 +141,28 @@ def open_directory(settings: NodeSettings) -> tuple[journal_pkg.Journal, bool]:
         OSError: the directory cannot be created or read.
     """
     directory = settings.directory
-    make_private_directory(directory)
-    tighten_tree(directory)
-    found = read_identity(directory)
+    disk = settings.host.disk
+    fs = disk.fs
+    disk.prepare_directory(directory)
+    found = read_identity(directory, fs)
     if found is not None:
         check_identity(found, settings.identity, directory)
-        if journal_pkg.is_force_repaired(directory):
-            _move_aside(directory, "journal was force-repaired; treating the disk as lost")
-            return journal_pkg.Journal.open(directory), True
+        if journal_pkg.is_force_repaired(directory, fs=fs):
+            reason = "journal was force-repaired; treating the disk as lost"
+            _move_aside(directory, reason, settings.host)
+            return journal_pkg.Journal.open(directory, fs=fs), True
         try:
-            return journal_pkg.Journal.open(directory), False
+            return journal_pkg.Journal.open(directory, fs=fs), False
         except journal_pkg.CorruptJournalError as exc:
-            _move_aside(directory, f"journal is corrupt: {exc}")
-            return journal_pkg.Journal.open(directory), True
+            _move_aside(directory, f"journal is corrupt: {exc}", settings.host)
+            return journal_pkg.Journal.open(directory, fs=fs), True
     if settings.bootstrap:
-        opened = journal_pkg.Journal.open(directory)
-        write_identity(directory, settings.identity)
+        opened = journal_pkg.Journal.open(directory, fs=fs)
+        write_identity(directory, settings.identity, fs)
         return opened, False
-    _move_aside(directory, "no identity file and not bootstrapping: the disk was lost")
-    return journal_pkg.Journal.open(directory), True
+    reason = "no identity file and not bootstrapping: the disk was lost"
+    _move_aside(directory, reason, settings.host)
+    return journal_pkg.Journal.open(directory, fs=fs), True
 
 
 MachineFactory = Callable[[dict[str, Any] | None], StateMachine]
@@ -170,7 +170,7 @@ HandlerFactory = Callable[["ReplicaNode"], Mapping[str, tuple[Handler, frozenset
 """The application's methods, each with the roles it is served to."""
 
 
-class ReplicaNode:
+class ReplicaNode(Recovery):
     """Runs one replica until cancelled.
 
     `run` reports started once the replica answers RPCs (Paxos included); `serving` is set
@@ -193,6 +193,7 @@ class ReplicaNode:
         self.storage: ServerStorage | None = None
         self.pool: RpcPool | None = None
         self._transfer_source = StateTransferSource(self._application_state)
+        self._last_campaign = -math.inf
 
     def _application_state(self) -> dict[str, Any]:
         return self.require_serving().application_state()
@@ -202,6 +203,13 @@ class ReplicaNode:
         if not self.serving.is_set() or self.rsm is None:
             raise NotServingError()
         return self.rsm
+
+    def campaign_at_most_every(self, interval_s: float) -> None:
+        """Run for leader of the group, unless this replica did within `interval_s`."""
+        now = trio.current_time()
+        if self.rsm is not None and now - self._last_campaign >= interval_s:
+            self._last_campaign = now
+            self.rsm.peer.campaign()
 
     def require_writable(self) -> ReplicatedStateMachine:
         """Like `require_serving`, for ops placed in the log: refused while the NOSPACE
@@ -224,16 +232,17 @@ class ReplicaNode:
             IdentityMismatchError, OSError: as `open_directory`.
         """
         settings = self.settings
-        lock = await trio.to_thread.run_sync(lock_directory, settings.directory, settings.node_id)
+        disk = settings.host.disk
+        lock = await disk.run_sync(disk.lock_directory, settings.directory, settings.node_id)
         with lock:
             await self._run_locked(task_status)
 
     async def _run_locked(self, task_status: trio.TaskStatus[None]) -> None:
         settings = self.settings
-        opened, disk_lost = await trio.to_thread.run_sync(open_directory, settings)
+        opened, disk_lost = await settings.host.disk.run_sync(open_directory, settings)
         self.recovering = disk_lost
         with opened:
-            storage = ServerStorage(opened)
+            storage = ServerStorage(opened, run_sync=settings.host.disk.run_sync)
             self.storage = storage
             state = storage.loaded_state() or {}
             restored = restore_paxos(storage)
@@ -241,7 +250,10 @@ class ReplicaNode:
             applied = int(state.get("applied", -1))
             identity = Identity(settings.cluster, Role.PEER, settings.node_id)
             async with open_rpc_pool(
-                identity, credentials=settings.credentials, faults=self.faults
+                identity,
+                credentials=settings.credentials,
+                faults=self.faults,
+                transport=settings.host.transport,
             ) as pool:
                 self.pool = pool
                 peer = new_paxos_peer(
@@ -252,6 +264,8 @@ class ReplicaNode:
                     node_ids=[replace(settings, me=i).node_id for i in range(len(settings.peers))],
                     restored=restored,
                     recovering=disk_lost,
+                    leader_mode=settings.leader_mode,
+                    lease_s=settings.lease_s,
                 )
                 rsm = ReplicatedStateMachine(
                     peer=peer, machine=machine, applied=applied, storage=storage
@@ -264,6 +278,7 @@ class ReplicaNode:
                     roles=PEERS,
                     credentials=settings.credentials,
                     faults=self.faults,
+                    transport=settings.host.transport,
                 )
                 server.add_handlers({"rsm.status": self._handle_status}, roles=PEERS_AND_OPERATORS)
                 if self._handler_factory is not None:
@@ -279,130 +294,20 @@ class ReplicaNode:
                     self.serving.set()
                     if disk_lost:
                         nursery.start_soon(self._finish_recovery, rsm)
-                    nursery.start_soon(self._probe_peers_progress, rsm)
+                    if not settings.leader_mode:  # the leader teaches followers itself
+                        nursery.start_soon(self._probe_peers_progress, rsm)
+                    else:
+                        nursery.start_soon(self._lead_only_with_space, rsm, storage)
                     nursery.start_soon(self._catch_up_when_behind, rsm)
 
-    # ---- disk-loss recovery ---------------------------------------------------------
-
-    async def _recover(self, rsm: ReplicatedStateMachine) -> None:
-        """Fence (in Paxos), fetch the applied state, install it, then claim the directory."""
-        log.info("%s: recovering from disk loss", self.settings.node_id)
-        await rsm.peer.wait_voting()
-        applied, machine = await self._fetch_best_state()
-        rsm.install(machine, applied)
-        await _compact_until_written(rsm)
-        log.info("%s: installed a peer's state at instance %d", self.settings.node_id, applied)
-
-    async def _finish_recovery(self, rsm: ReplicatedStateMachine) -> None:
-        """Claim the directory once the applied state reaches the fence's floor.
-
-        Until then the replica is not a whole member: instances up to the floor may be
-        known only to others, and losing another replica now could lose them. `rsm.status`
-        says "recovering" meanwhile, and a crash before the identity is written restarts
-        the whole recovery.
-        """
-        floor = int(rsm.peer.statistics()["floor"])
-        await rsm.wait_applied(floor)
-        directory = self.settings.directory
+    async def _lead_only_with_space(self, rsm: ReplicatedStateMachine, storage: ServerStorage) -> None:
+        """A replica whose disk is full steps down and does not run for leader until space
+        returns: it refuses every op, so as leader it would stop its whole group."""
         while True:
-            try:
-                await trio.to_thread.run_sync(write_identity, directory, self.settings.identity)
-                break
-            except OSError as exc:
-                if not journal_pkg.is_no_space(exc):
-                    raise
-                log.warning("%s: cannot write the identity yet: %s", self.settings.node_id, exc)
-                await trio.sleep(NOSPACE_RETRY_S)
-        await trio.to_thread.run_sync(journal_pkg.clear_force_repaired, directory)
-        self.recovering = False
-        log.info("%s: recovered through instance %d", self.settings.node_id, rsm.applied)
-
-    async def _probe_peers_progress(self, rsm: ReplicatedStateMachine) -> None:
-        """Learn, even when the group is idle, that peers have applied instances we lack.
-
-        A replica back from a crash hears of new instances only from new agreements, and
-        calls to it may fail for a while after it returns (its peers back off). Asking the
-        peers how far they have applied, and proposing a no-op in that (decided) instance,
-        teaches this replica where the log ends; the apply loop then fills the holes.
-        """
-        while True:
-            await trio.sleep(PROGRESS_PROBE_S)
-            applied = await self._peers_applied(deadline_s=1.0)
-            if applied and max(applied.values()) > rsm.peer.max():
-                rsm.peer.start(max(applied.values()), NOOP)
-
-    async def _peers_applied(self, *, deadline_s: float) -> dict[str, int]:
-        """How far each serving peer has applied, asked of all at once; silent ones left out."""
-        assert self.pool is not None and self.rsm is not None
-        pool = self.pool
-        rsm_max = self.rsm.peer.max
-        applied: dict[str, int] = {}
-
-        async def ask(address: str) -> None:
-            try:
-                reply = await pool.call(address, "rsm.status", {}, deadline_s=deadline_s)
-            except NetError:  # any failure to ask (busy, refused, broken) just leaves it out
-                return
-            value = reply.get("applied")
-            # A peer's figure is believed only within the bound Paxos itself accepts.
-            limit = max(rsm_max(), 0) + INSTANCE_AHEAD_MAX
-            if reply.get("serving") and type(value) is int and -1 <= value <= limit:
-                applied[address] = value
-
-        async with trio.open_nursery() as nursery:
-            for i, address in enumerate(self.settings.peers):
-                if i != self.settings.me:
-                    nursery.start_soon(ask, address)
-        return applied
-
-    async def _catch_up_when_behind(self, rsm: ReplicatedStateMachine) -> None:
-        """Install a peer's applied state whenever the log we need was forgotten by all."""
-        while True:
-            await rsm.behind.wait()
-            applied, machine = await self._fetch_best_state(at_least=rsm.applied + 1)
-            log.warning(
-                "%s: instance %d was forgotten everywhere; installing a peer's state at %d",
-                self.settings.node_id,
-                rsm.applied + 1,
-                applied,
-            )
-            rsm.install(machine, applied)
-            await _compact_until_written(rsm)
-
-    async def _fetch_best_state(self, at_least: int = -1) -> tuple[int, StateMachine]:
-        """Fetch the applied state of the most advanced serving peer, as (applied, machine).
-
-        A state that does not restore into a machine is refused like a failed transfer,
-        and the next peer is tried: one bad peer cannot stop a recovering replica.
-
-        Asks every other replica how far it has applied (a cheap status call), then fetches
-        the state, in chunks, from the most advanced one; retries with a growing pause
-        while no peer can serve it.
-
-        Args:
-            at_least: ignore peers that have applied fewer instances than this.
-        """
-        assert self.pool is not None
-        pool = self.pool
-        pause = STATE_FETCH_RETRY_S
-        while True:
-            applied = await self._peers_applied(deadline_s=2.0)
-            for address in sorted(applied, key=applied.__getitem__, reverse=True):
-                if applied[address] < at_least:
-                    break
-                try:
-                    state = await fetch_state(pool, address)
-                except (NetError, StateTransferError) as exc:
-                    log.warning("state transfer from %s failed: %s", address, exc)
-                    continue
-                if state["applied"] < at_least or "machine" not in state:
-                    continue
-                try:
-                    return int(state["applied"]), self._machine_factory(state["machine"])
-                except (ValueError, TypeError, KeyError) as exc:
-                    log.warning("state from %s does not restore: %s", address, describe(exc))
-            await trio.sleep(pause)
-            pause = min(pause * 2, STATE_FETCH_RETRY_MAX_S)
+            await storage.alarm.raised.wait_value(True)
+            rsm.peer.set_eligible(False)
+            await storage.alarm.raised.wait_value(False)
+            rsm.peer.set_eligible(True)
 
     async def _handle_fetch_state(self, args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
         self.require_serving()
@@ -416,7 +321,7 @@ class ReplicaNode:
             "me": self.settings.me,
             "state": "recovering" if self.recovering else "intact",
             "serving": self.serving.is_set(),
-            "pid": os.getpid(),
+            "pid": self.settings.host.process_id(),
         }
         if self.rsm is not None:
             stats |= {

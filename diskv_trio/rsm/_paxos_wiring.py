@@ -40,6 +40,7 @@ from diskv_trio.net import (
 from diskv_trio.paxos import PaxosPeer, PaxosProtocolError, PaxosRestoredState, PaxosUnreachable
 from journal import Journal
 
+from ._entry import NOOP
 from ._storage import ServerStorage
 
 BAD_REQUEST = "paxos.bad_request"
@@ -89,6 +90,8 @@ def new_paxos_peer(
     node_ids: Sequence[str],
     restored: PaxosRestoredState | None,
     recovering: bool,
+    leader_mode: bool = False,
+    lease_s: float | None = None,
 ) -> PaxosPeer:
     """The group member at `addresses[me]`, journalling in `storage`, calling through `pool`.
 
@@ -102,6 +105,9 @@ def new_paxos_peer(
         restored=restored,
         recovering=recovering,
         peer_ids=tuple(node_ids),
+        leader_mode=leader_mode,
+        lease_s=lease_s,
+        noop=NOOP,
     )
 
 

@@ -6,7 +6,12 @@ Rules kept here:
 - Ops that arrive while an agreement is in flight ride together in the next log entry
   (a batch), so throughput grows with concurrency rather than with agreements.
 - A replica fills a hole in the log (an instance someone started but that never reached it)
-  by proposing a no-op there, which learns the decided value if there is one.
+  by proposing a no-op there, which learns the decided value if there is one. With a
+  stable leader (`_leader_path.py`) the leader teaches followers what they missed, and a
+  replica proposes no-ops only after `HOLE_WAIT_LEADER_S`: a classic round would depose
+  the leader.
+- A read (`read`) with a stable leader is not a log entry: the leader confirms it still
+  leads (ReadIndex), waits until it has applied the read's index and answers from its state.
 - `done()` is called for an instance only after it is applied; the instance's decided
   record is in the journal, so a restart re-applies it from there.
 - A snapshot captures the Paxos state and the applied state at the same moment.
@@ -21,19 +26,17 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import cbor2
 import trio
 
 from diskv_trio._ratelog import RateLimitedLog, describe
-from diskv_trio.paxos import Fate, PaxosForgotten, PaxosPeer
+from diskv_trio.paxos import Fate, PaxosForgotten, PaxosNotLeader, PaxosPeer
 from journal import JournalNoSpaceError
 
 from ._alarm import NOSPACE_RETRY_S
+from ._batches import Batch, Batches, ServerBusyError
 from ._entry import (
     BATCH_OPS_MAX,
     EMPTY_ENTRY,
@@ -43,21 +46,26 @@ from ._entry import (
     bad_op_reply,
     parse_entry,
 )
+from ._leader_path import LeaderPath, NotLeaderError
 from ._storage import ServerStorage
 
 log = logging.getLogger("diskv.rsm")
 
-__all__ = ["BATCH_OPS_MAX", "NOOP", "ReplicatedStateMachine", "ServerBusyError", "StateMachine"]
-
-BATCH_BYTES_MAX = 8 * 1024 * 1024
-"""Approximate bytes in one log entry: one entry travels in one frame (64 MiB cap) several
-times (accept, decide) and sits in the journal; a single larger op still goes alone."""
-
-QUEUED_OPS_MAX = 4096
-"""Ops waiting for a log entry; beyond this callers are told the server is busy."""
+__all__ = [
+    "BATCH_OPS_MAX",
+    "NOOP",
+    "NotLeaderError",
+    "ReplicatedStateMachine",
+    "ServerBusyError",
+    "StateMachine",
+]
 
 HOLE_WAIT_S = 0.15
 """How long an instance may stay undecided below max() before a no-op is proposed there."""
+
+HOLE_WAIT_LEADER_S = 2.0
+"""The same with a stable leader, which sends decides to a follower stuck for 0.1 s: a
+no-op here is the last resort (it deposes the leader), for a group without one."""
 
 CATCH_UP_WINDOW = 64
 """Holes filled at once when catching up: bounds the proposals one replica has in flight."""
@@ -69,44 +77,12 @@ IDLE_AFTER_S = 0.5
 """No op applied for this long counts as idle: compaction then removes all garbage."""
 
 
-def _op_bytes(op: dict[str, Any]) -> int:
-    """A cheap estimate of an op's encoded size (strings by length, the rest encoded)."""
-    total = 0
-    for value in op.values():
-        if isinstance(value, str | bytes):
-            total += len(value)
-        elif isinstance(value, int | float | bool) or value is None:
-            total += 9
-        else:
-            total += len(cbor2.dumps(value))
-    return total
-
-
 class StateMachine(Protocol):
     """The deterministic application state that the log drives."""
 
     def apply(self, op: dict[str, Any]) -> dict[str, Any]: ...
 
     def snapshot(self) -> dict[str, Any]: ...
-
-
-class ServerBusyError(Exception):
-    """Raised by `submit` when too many ops are already waiting for the log."""
-
-
-@dataclass
-class _Slot:
-    """Where one submitted op's reply lands."""
-
-    done: trio.Event = field(default_factory=trio.Event)
-    reply: dict[str, Any] | None = None
-
-
-@dataclass
-class _Batch:
-    number: int
-    ops: list[dict[str, Any]]
-    slots: list[_Slot]
 
 
 class ReplicatedStateMachine:
@@ -127,10 +103,10 @@ class ReplicatedStateMachine:
         self._storage = storage
         self._on_applied = on_applied
         self._proposer_id = os.urandom(8).hex()
-        self._queue: deque[tuple[dict[str, Any], _Slot]] = deque()
-        self._queue_changed = trio.Event()
-        self._batches: dict[int, _Batch] = {}
-        self._batch_count = 0
+        self._batches = Batches()
+        self.batches = self._batches.proposed
+        """Batches this replica proposed that are not applied or answered yet, by number."""
+        self._leader_path = LeaderPath(self) if peer.leader_mode else None
         self._applied_changed = trio.Event()
         self._last_apply_time = -math.inf
         self._min_at_last_snapshot = peer.min()
@@ -150,15 +126,35 @@ class ReplicatedStateMachine:
 
         Raises:
             ServerBusyError: too many ops are queued already.
+            NotLeaderError: the group has a stable leader and it is not this replica; or
+                this replica stopped leading and the op was certainly not applied.
         """
-        if len(self._queue) >= QUEUED_OPS_MAX:
-            raise ServerBusyError(f"{len(self._queue)} ops already queued")
-        slot = _Slot()
-        self._queue.append((op, slot))
-        self._queue_changed.set()
+        if self._leader_path is not None:
+            refusal = self._leader_path.refusal()
+            if refusal is not None:
+                raise refusal
+        slot = self._batches.enqueue(op)
         await slot.done.wait()
+        if slot.error is not None:
+            raise slot.error
         assert slot.reply is not None
         return slot.reply
+
+    async def read(self, op: dict[str, Any]) -> dict[str, Any]:
+        """The result of `op`, which must not change the machine, as of a linearizable
+        moment: ReadIndex with a stable leader, else through the log like `submit`.
+
+        Raises:
+            ServerBusyError, NotLeaderError: as `submit`.
+        """
+        if self._leader_path is None:
+            return await self.submit(op)
+        try:
+            index = await self.peer.read()
+        except PaxosNotLeader as exc:
+            raise NotLeaderError(exc.hint) from None
+        await self.wait_applied(index)
+        return self._apply_op(self.applied, 0, op)
 
     async def wait_applied(self, seq: int) -> None:
         """Return once instance `seq` has been applied here."""
@@ -196,35 +192,48 @@ class ReplicatedStateMachine:
         """Propose, apply and compact until cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._apply_loop)
-            nursery.start_soon(self._propose_loop)
+            if self._leader_path is not None:
+                nursery.start_soon(self._leader_path.run)
+            else:
+                nursery.start_soon(self._propose_loop)
             nursery.start_soon(self._compaction_loop)
             task_status.started()
 
     # ---- proposing --------------------------------------------------------------------
 
+    async def wait_queued(self) -> None:
+        """Return once an op waits for a log entry."""
+        await self._batches.wait_queued()
+
+    def take_batch(self, *, term: int = 0) -> Batch:
+        return self._batches.take(term=term)
+
+    def entry_of(self, batch: Batch) -> dict[str, Any]:
+        return LogEntry(self._proposer_id, batch.number, tuple(batch.ops)).to_value()
+
+    def fail_queued(self, error: Exception) -> None:
+        self._batches.fail_queued(error)
+
+    def fail_batches(self, numbers: list[int], error: Exception) -> None:
+        """Answer these proposed batches with `error`: the caller knows they were not applied."""
+        self._batches.fail(numbers, error)
+        self._signal_applied()
+
+    async def wait_batches_changed(self) -> None:
+        """Return after the next apply or `fail_batches`."""
+        await self._applied_changed.wait()
+
+    @staticmethod
+    def busy_error(reason: str) -> ServerBusyError:
+        return ServerBusyError(reason)
+
     async def _propose_loop(self) -> None:
         while True:
-            while not self._queue:
-                self._queue_changed = trio.Event()
-                await self._queue_changed.wait()
-            ops: list[dict[str, Any]] = []
-            slots: list[_Slot] = []
-            batch_bytes = 0
-            while self._queue and len(ops) < BATCH_OPS_MAX:
-                size = _op_bytes(self._queue[0][0])
-                if ops and batch_bytes + size > BATCH_BYTES_MAX:
-                    break
-                op, slot = self._queue.popleft()
-                ops.append(op)
-                slots.append(slot)
-                batch_bytes += size
-            self._batch_count += 1
-            batch = _Batch(self._batch_count, ops, slots)
-            self._batches[batch.number] = batch
-            await self._propose_until_decided(batch)
+            await self.wait_queued()
+            await self._propose_until_decided(self.take_batch())
 
-    async def _propose_until_decided(self, batch: _Batch) -> None:
-        entry = LogEntry(self._proposer_id, batch.number, tuple(batch.ops)).to_value()
+    async def _propose_until_decided(self, batch: Batch) -> None:
+        entry = self.entry_of(batch)
         seq = self.applied + 1
         while True:
             seq = max(seq, self.applied + 1, self.peer.max() + 1)
@@ -262,7 +271,8 @@ class ReplicatedStateMachine:
                 self.behind.set()
                 await self._applied_changed_or_timeout(HOLE_WAIT_S)
                 continue
-            with trio.move_on_after(HOLE_WAIT_S):
+            hole_wait = HOLE_WAIT_S if self._leader_path is None else HOLE_WAIT_LEADER_S
+            with trio.move_on_after(hole_wait):
                 try:
                     value = await self.peer.wait_decided(seq)
                 except PaxosForgotten:
@@ -291,8 +301,8 @@ class ReplicatedStateMachine:
                 "instance %d: decided value applied as a no-op (%s): %s", seq, exc, describe(value)
             )
             entry = EMPTY_ENTRY
-        mine = entry.proposer == self._proposer_id and entry.batch in self._batches
-        batch = self._batches.pop(entry.batch) if mine else None
+        mine = entry.proposer == self._proposer_id and entry.batch in self.batches
+        batch = self.batches.pop(entry.batch) if mine else None
         for index, op in enumerate(entry.ops):
             reply = self._apply_op(seq, index, op)
             self.ops_applied += 1

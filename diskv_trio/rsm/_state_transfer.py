@@ -10,7 +10,6 @@ Rules kept here:
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import cbor2
 import crc32c
 import trio
 
+from diskv_trio import _entropy
 from diskv_trio.net import ApplicationError, RpcPool
 
 from ._storage import decode_stored
@@ -67,7 +67,7 @@ class StateTransferSource:
         if transfer is None:
             state = self._snapshot()
             data = cbor2.dumps(state)
-            transfer = os.urandom(8).hex()
+            transfer = _entropy.token_hex(8)
             self._encodings[transfer] = _Encoding(
                 data, crc32c.crc32c(data), int(state["applied"]), now + TRANSFER_TTL_S
             )

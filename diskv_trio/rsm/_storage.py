@@ -26,7 +26,7 @@ import trio
 from diskv_trio import _metrics
 from diskv_trio.net import WIRE_DEPTH_MAX
 from diskv_trio.paxos import PaxosRecord
-from journal import GroupCommit, Journal, JournalNoSpaceError
+from journal import GroupCommit, Journal, JournalNoSpaceError, RunSync
 
 from ._alarm import NoSpaceAlarm
 
@@ -64,12 +64,13 @@ def decode_stored(data: bytes) -> Any:
 class ServerStorage:
     """The server's journal seen as tagged CBOR records and whole-state snapshots.
 
-    It implements the Paxos peer's storage interface (`append`, `sync`).
+    It implements the Paxos peer's storage interface (`append`, `sync`). Syncs and snapshots
+    run through `run_sync` (a worker thread unless the disk says otherwise, see `Disk`).
     """
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, *, run_sync: RunSync | None = None) -> None:
         self._journal = journal
-        self._group_commit = GroupCommit(journal)
+        self._group_commit = GroupCommit(journal, run_sync=run_sync)
         self.snapshots_written = 0
         self.alarm = NoSpaceAlarm()
 

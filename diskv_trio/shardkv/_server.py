@@ -34,7 +34,14 @@ from diskv_trio.net import (
     Role,
     RpcPool,
 )
-from diskv_trio.rsm import NodeSettings, ReplicaNode, ServerBusyError
+from diskv_trio.rsm import (
+    NodeSettings,
+    NotLeaderError,
+    ReplicaNode,
+    ServerBusyError,
+    call_log,
+    call_log_or_forward,
+)
 from diskv_trio.shardmaster import Config, ShardmasterClerk
 
 from ._handback import (
@@ -97,7 +104,7 @@ class ShardKVServer:
     def handlers(self) -> Mapping[str, tuple[Handler, frozenset[Role]]]:
         """Client ops for clients; shard hand-off only between servers of the cluster."""
         return {
-            KV_OP: (self._handle_op, CLIENTS),
+            KV_OP: (self._handle_op, CLIENTS | PEERS),  # peers: forwarded to the leader
             KV_PULL_SHARD: (self._handle_pull, PEERS),
             KV_DROP_SHARD: (self._handle_drop, PEERS),
         }
@@ -121,11 +128,7 @@ class ShardKVServer:
         op = validate_client_op(args)
         # Refused while this replica's disk is full (ErrNoSpace): its Paxos messages wait
         # behind records it cannot sync, so even a get would hang; the client asks another.
-        rsm = self._node.require_writable()
-        try:
-            reply = await rsm.submit(op)
-        except ServerBusyError as exc:
-            raise ApplicationError(Code.BUSY, str(exc)) from None
+        reply = await call_log_or_forward(self._node, KV_OP, args, op, read=op.get("op") == "get")
         if reply.get("err") == Code.BAD_OP:
             raise _bad_request(str(reply.get("message", "")))
         return reply
@@ -137,10 +140,7 @@ class ShardKVServer:
             raise _bad_request(str(exc)) from None
         if self._state().handoff(config_num, shard) is None:
             raise ApplicationError(Code.NOT_READY, f"no handoff of shard {shard} after config {config_num} here")
-        try:
-            reply = await self._node.require_serving().submit(GrantOp(config_num, shard, grant).to_log())
-        except ServerBusyError as exc:
-            raise ApplicationError(Code.BUSY, str(exc)) from None
+        reply = await call_log(self._node.require_serving(), GrantOp(config_num, shard, grant).to_log())
         if "granted_to" in reply:
             return {"granted_to": reply["granted_to"]}
         found = self._state().handoff(config_num, shard)
@@ -154,8 +154,7 @@ class ShardKVServer:
             op = shard_ref_op("drop", args)
         except ValueError as exc:
             raise _bad_request(str(exc)) from None
-        rsm = self._node.require_serving()
-        reply = await rsm.submit(op.to_log())
+        reply = await call_log(self._node.require_serving(), op.to_log())
         return {"err": reply.get("err")}
 
     # ---- background reconfiguration ------------------------------------------------
@@ -168,12 +167,14 @@ class ShardKVServer:
         while True:
             try:
                 await self._tick(clerk, pool)
-            except ApplicationError:
-                pass  # stopped serving (cannot happen once serving) or busy: next tick
+            except* (ApplicationError, ServerBusyError, NotLeaderError):
+                pass  # busy, or no longer the leader: next tick
             await trio.sleep(TICK_S)
 
     async def _tick(self, clerk: ShardmasterClerk, pool: RpcPool) -> None:
         rsm = self._node.require_serving()
+        if rsm.peer.leader_mode and not rsm.peer.leading.value:
+            return  # the leader reconfigures the group; its followers apply what it logs
         while True:
             state = self._state()
             if state.waiting:

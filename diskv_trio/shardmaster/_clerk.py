@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import trio
 
-from diskv_trio.kvproto import SM_JOIN, SM_LEAVE, SM_MOVE, SM_QUERY, SM_QUERY_APPLIED, Code
+from diskv_trio.kvproto import (
+    REDIRECT,
+    SM_JOIN,
+    SM_LEAVE,
+    SM_MOVE,
+    SM_QUERY,
+    SM_QUERY_APPLIED,
+    Code,
+    leader_hint,
+)
 from diskv_trio.net import NetError, RpcPool, RpcRemoteError, RpcUnavailable
 
 from ._config import Config
@@ -44,21 +54,37 @@ class ShardmasterClerk:
         self._preferred = 0
 
     async def _call(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        count = len(self.masters)
+        # Knowing every replica, we follow ErrNotLeader ourselves; a clerk of one replica
+        # lets it forward the request to the leader, and so do we after a round in which
+        # the leader did not answer us (a replica that cannot reach it either runs for it).
+        wire = args | {REDIRECT: True} if count > 1 else args
         while True:
-            for offset in range(len(self.masters)):
-                index = (self._preferred + offset) % len(self.masters)
+            queue = deque((self._preferred + offset) % count for offset in range(count))
+            tried: set[int] = set()
+            while queue:
+                index = queue.popleft()
+                if index in tried:
+                    continue
+                tried.add(index)
                 try:
                     reply = await self._pool.call(
-                        self.masters[index], method, args, deadline_s=CALL_DEADLINE_S
+                        self.masters[index], method, wire, deadline_s=CALL_DEADLINE_S
                     )
                 except RpcUnavailable:
                     continue
                 except RpcRemoteError as exc:
+                    if exc.code == Code.NOT_LEADER:
+                        hint = leader_hint(exc.message, count)
+                        if hint is not None:
+                            queue.appendleft(hint)
+                        continue
                     if exc.code in (Code.NOT_READY, Code.BUSY, Code.INTERNAL):
                         continue
                     raise ShardmasterError(exc.code, exc.message) from exc
                 self._preferred = index
                 return reply
+            wire = args
             await trio.sleep(ROUND_PAUSE_S)
 
     async def join(self, gid: int, servers: Sequence[str]) -> None:

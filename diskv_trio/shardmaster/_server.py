@@ -15,14 +15,13 @@ from typing import Any
 from diskv_trio.kvproto import DEFAULT_SHARDING, SM_QUERY_APPLIED, Code, Sharding
 from diskv_trio.net import (
     EVERYONE,
-    OPERATORS,
     PEERS_AND_OPERATORS,
     ApplicationError,
     CallContext,
     Handler,
     Role,
 )
-from diskv_trio.rsm import NodeSettings, ReplicaNode, ServerBusyError
+from diskv_trio.rsm import NodeSettings, ReplicaNode, call_log_or_forward
 
 from ._ops import OP_NAMES, MoveOp, build_op, config_num
 from ._state import ShardmasterState
@@ -36,13 +35,21 @@ ERROR_BAD_REQUEST = Code.BAD_REQUEST
 
 def _machine_factory(sharding: Sharding) -> Callable[[dict[str, Any] | None], ShardmasterState]:
     def make(snapshot: dict[str, Any] | None) -> ShardmasterState:
-        return ShardmasterState(sharding) if snapshot is None else ShardmasterState.restore(snapshot)
+        return (
+            ShardmasterState(sharding) if snapshot is None else ShardmasterState.restore(snapshot)
+        )
 
     return make
 
 
-ROLES = {"join": OPERATORS, "leave": OPERATORS, "move": OPERATORS, "query": EVERYONE}
-"""Who may call each op: configuration changes are for operators, queries for anyone."""
+ROLES = {
+    "join": PEERS_AND_OPERATORS,
+    "leave": PEERS_AND_OPERATORS,
+    "move": PEERS_AND_OPERATORS,
+    "query": EVERYONE,
+}
+"""Who may call each op: configuration changes are for operators (and peers, which forward
+an operator's change to the leader), queries for anyone."""
 
 
 def _handlers(
@@ -60,11 +67,9 @@ def _handlers(
             if isinstance(op, MoveOp) and op.shard >= count:  # checked again when applied
                 raise ApplicationError(ERROR_BAD_REQUEST, f"move: shard must be in 0..{count - 1}")
             # Refused while this replica's disk is full: the log cannot move here meanwhile.
-            rsm = node.require_writable()
-            try:
-                reply = await rsm.submit(op.to_log())
-            except ServerBusyError as exc:
-                raise ApplicationError("busy", str(exc)) from None
+            reply = await call_log_or_forward(
+                node, f"sm.{op_name}", args, op.to_log(), read=op_name == "query"
+            )
             if reply.get("err") != Code.OK:
                 raise ApplicationError(
                     str(reply.get("err", Code.BAD_OP)), str(reply.get("message", ""))
@@ -101,6 +106,4 @@ def shardmaster_node(settings: NodeSettings, sharding: Sharding = DEFAULT_SHARDI
         sharding: the shard count and scheme this replica's joins carry; the first join of
             the cluster fixes it (see `ShardmasterState`).
     """
-    return ReplicaNode(
-        settings, _machine_factory(sharding), lambda node: _handlers(node, sharding)
-    )
+    return ReplicaNode(settings, _machine_factory(sharding), lambda node: _handlers(node, sharding))

@@ -13,8 +13,8 @@ import pytest
 
 import journal
 from journal import FORCED_REPAIR_MARKER, Journal, is_force_repaired
-from tools import journal_cli
-from tools.journal_cli import main
+from tools.diskv_journal import cli as journal_cli
+from tools.diskv_journal.cli import main
 
 SUBCOMMANDS = ["inspect", "verify", "dump", "repair"]
 
@@ -318,7 +318,9 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("diskv-journal ")
 
 
-def test_inspect_and_verify_json(clean: Path, torn: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_inspect_and_verify_json(
+    clean: Path, torn: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`--json` carries the verdict and the exit status the command returns."""
     assert main(["inspect", str(clean), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

@@ -20,7 +20,7 @@ from diskv_trio.paxos import AcceptRecord, Ballot, DecideRecord, MinRecord, Prom
 from diskv_trio.shardkv import ShardKVState
 from diskv_trio.shardmaster import Config
 from journal import Journal
-from tools.journal_cli import main
+from tools.diskv_journal.cli import main
 
 ENTRY = {"ops": [{"op": "put", "key": b"greeting", "value": b"hello", "client": "c1", "seq": 1}]}
 

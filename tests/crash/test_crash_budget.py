@@ -8,10 +8,10 @@ from pathlib import Path
 
 from diskv_trio.cluster import LocalCluster
 from diskv_trio.kvproto import DEFAULT_SHARDING
-from tools._crash_events import Timeline
-from tools._crash_nemesis import Broken, Nemesis
-from tools._crash_workload import probe_key, session_keys
 from tools.crash import CrashOptions
+from tools.crash._events import Timeline
+from tools.crash._nemesis import Broken, Nemesis
+from tools.crash._workload import probe_key, session_keys
 
 
 def _nemesis(tmp_path: Path, replicas: int) -> Nemesis:

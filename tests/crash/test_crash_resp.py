@@ -25,8 +25,9 @@ from diskv_trio.testing.linearizability import (
     load_history,
 )
 from tests.resp.memory_store import MemoryStore
-from tools._crash_events import Timeline
-from tools._crash_resp import (
+from tools.crash import CrashOptions, print_failed_run_files, run_crash
+from tools.crash._events import Timeline
+from tools.crash._resp import (
     GATEWAY_DEADLINE_S,
     OP_TIMEOUT_S,
     PinnableClock,
@@ -39,7 +40,7 @@ from tools._crash_resp import (
     unknown_record,
     words_of,
 )
-from tools.crash import CrashOptions, _parse, print_failed_run_files, run_crash
+from tools.crash.session import _parse
 
 RESP_SESSION_MINUTES = 0.3
 """Fault period; start-up, recovery and the checks add about 10 s."""
@@ -69,10 +70,14 @@ def test_replies_become_model_ops(command: str, value: str, reply: object, recor
     assert record_of(command, value, reply) == record
 
 
-@pytest.mark.parametrize("command", ["get", "set", "set-empty", "append", "del", "set-nx", "set-xx", "set-xx-get"])
+@pytest.mark.parametrize(
+    "command", ["get", "set", "set-empty", "append", "del", "set-nx", "set-xx", "set-xx-get"]
+)
 def test_error_replies_are_unknown_outcomes_of_the_write(command: str) -> None:
     value = "" if command == "set-empty" else "v1.2;"
-    timeout = hiredis.ReplyError("TIMEOUT no answer from the cluster within 4 s; a write may still take effect")
+    timeout = hiredis.ReplyError(
+        "TIMEOUT no answer from the cluster within 4 s; a write may still take effect"
+    )
     record = record_of(command, value, timeout)
     assert record == unknown_record(command, value)
     assert record.unknown and record.output is None
@@ -80,7 +85,10 @@ def test_error_replies_are_unknown_outcomes_of_the_write(command: str) -> None:
         assert record.value == value  # the write it may have been
 
 
-@pytest.mark.parametrize(("command", "reply"), [("set", None), ("append", 2), ("del", 2), ("get", 3), ("set-nx", 1), ("set-xx", b"x")])
+@pytest.mark.parametrize(
+    ("command", "reply"),
+    [("set", None), ("append", 2), ("del", 2), ("get", 3), ("set-nx", 1), ("set-xx", b"x")],
+)
 def test_replies_a_command_never_gives_fail_the_session(command: str, reply: object) -> None:
     with pytest.raises(UnexpectedReply):
         record_of(command, "v1.2;", reply)
@@ -116,8 +124,13 @@ def _drop_a_read_set(ops: list[Operation], clients: int) -> tuple[list[Operation
             continue
         assert put.ret is not None
         for get in ops:
-            if (get.kind == "get" and not get.unknown and get.call > put.ret
-                    and isinstance(get.output, str) and get.output.startswith(put.value)):
+            if (
+                get.kind == "get"
+                and not get.unknown
+                and get.call > put.ret
+                and isinstance(get.output, str)
+                and get.output.startswith(put.value)
+            ):
                 return [op for op in ops if op is not put], put
     raise AssertionError("no acknowledged SET was read back")
 
@@ -126,8 +139,13 @@ def _drop_a_read_set(ops: list[Operation], clients: int) -> tuple[list[Operation
 async def test_resp_crash_session_passes_and_a_dropped_set_is_illegal(short_tmp: Path) -> None:
     seed = random.SystemRandom().randrange(2**31 - 1)
     options = CrashOptions(
-        seed=seed, minutes=RESP_SESSION_MINUTES, clients=4, disk_faults=True, via="resp",
-        directory=short_tmp / "run", keep_dir=True,
+        seed=seed,
+        minutes=RESP_SESSION_MINUTES,
+        clients=4,
+        disk_faults=True,
+        via="resp",
+        directory=short_tmp / "run",
+        keep_dir=True,
     )
     print(f"RESP crash seed {seed}: {options.replay_command()}")
     result = await run_crash(options)
@@ -139,7 +157,9 @@ async def test_resp_crash_session_passes_and_a_dropped_set_is_illegal(short_tmp:
     )
     assert sum(result.fault_counts.values()) > 0
     stats = result.op_stats
-    assert all(stats.ok[command] > 0 for command in ("get", "set", "append", "del", "set-nx", "set-xx-get"))
+    assert all(
+        stats.ok[command] > 0 for command in ("get", "set", "append", "del", "set-nx", "set-xx-get")
+    )
 
     ops = load_history(result.run_dir / "history.jsonl")
     mutated, dropped = _drop_a_read_set(ops, options.clients)
@@ -148,7 +168,9 @@ async def test_resp_crash_session_passes_and_a_dropped_set_is_illegal(short_tmp:
     assert check.failing_key == dropped.key
 
 
-async def test_a_timeout_or_a_lost_connection_is_an_unknown_outcome(autojump_clock: trio.abc.Clock) -> None:
+async def test_a_timeout_or_a_lost_connection_is_an_unknown_outcome(
+    autojump_clock: trio.abc.Clock,
+) -> None:
     """TIMEOUT from the gateway (the connection lives), no reply in time and a closed
     connection (the client reconnects) are all recorded as unknown outcomes."""
     clock = PinnableClock()
@@ -177,7 +199,10 @@ async def test_a_timeout_or_a_lost_connection_is_an_unknown_outcome(autojump_clo
         nursery.cancel_scope.cancel()
     ops = recorder.operations()
     assert [(op.kind, op.value, op.unknown) for op in ops] == [
-        ("cas", "n0.1;", False), ("append", "0.2;", True), ("put", "g0.3;", True), ("delete", None, True),
+        ("cas", "n0.1;", False),
+        ("append", "0.2;", True),
+        ("put", "g0.3;", True),
+        ("delete", None, True),
     ]
     assert ops[0].output is True and ops[0].expected is None
     assert workload.stats.ok["set-nx"] == 1

@@ -28,7 +28,7 @@ from diskv_trio.client import Client, connect
 from diskv_trio.cluster import LocalCluster, open_local_cluster
 from diskv_trio.net import RpcRemoteError, RpcUnavailable
 from journal._format import HEADER, HEADER_BYTES
-from tools import journal_cli
+from tools.diskv_journal import cli as journal_cli
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools._netns import netns_unavailable_reason
+from tools.crash._netns import netns_unavailable_reason
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tools._netns import HostNetwork, names_with_prefix, remove_leftovers
+from tools.crash._netns import HostNetwork, names_with_prefix, remove_leftovers
 
 PORT = 7999
 
@@ -39,7 +39,8 @@ def _server(network: HostNetwork, index: int) -> Iterator[None]:
     host = network.hosts[index]
     process = subprocess.Popen(
         ["ip", "netns", "exec", host.netns, sys.executable, "-c", SERVER, host.ip, str(PORT)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert process.stdout is not None
@@ -69,7 +70,10 @@ def _greeting_from(network: HostNetwork, here: int, ip: str) -> str:
     )
     done = subprocess.run(
         ["ip", "netns", "exec", network.hosts[here].netns, sys.executable, "-c", code],
-        capture_output=True, text=True, timeout=30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     return done.stdout.strip()
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tools._netns import NAME_PREFIX, names_with_prefix
 from tools.crash import print_failed_run_files
-from tools.netfault import NetfaultOptions, run_netfault
+from tools.crash._netns import NAME_PREFIX, names_with_prefix
+from tools.crash.netfault import NetfaultOptions, run_netfault
 
 SMOKE_MINUTES = 0.4
 """Fault period; start-up, recovery and the checks add about 10 s."""
@@ -28,15 +28,23 @@ SMOKE_MINUTES = 0.4
 async def test_netfault_session_smoke(netns_privilege: None, short_tmp: Path) -> None:
     seed = random.SystemRandom().randrange(2**31 - 1)
     options = NetfaultOptions(
-        seed=seed, minutes=SMOKE_MINUTES, groups=2, replicas=3, clients=4, disk_faults=True,
-        directory=short_tmp / "run", keep_dir=True,
+        seed=seed,
+        minutes=SMOKE_MINUTES,
+        groups=2,
+        replicas=3,
+        clients=4,
+        disk_faults=True,
+        directory=short_tmp / "run",
+        keep_dir=True,
     )
     print(f"netfault smoke seed {seed}: {options.replay_command()}")
     result = await run_netfault(options)
     print(result.summary())
     print_failed_run_files(result)
     assert result.op_stats.total() > 0
-    assert all(result.fault_counts[kind] > 0 for kind in ("partition", "isolate", "slow")), result.fault_counts
+    assert all(result.fault_counts[kind] > 0 for kind in ("partition", "isolate", "slow")), (
+        result.fault_counts
+    )
     assert names_with_prefix(f"{NAME_PREFIX}{os.getpid()}-") == []
     assert result.passed, (
         f"netfault session failed (seed {seed}): {result.problems}; "

@@ -1,19 +1,22 @@
-"""Deliberately broken variants of the leader's rules, one core class each (tests only).
+"""Deliberately broken variants of the Paxos rules, one set of core parts each (tests only).
 
-Each variant overrides the one method of `Acceptor` or `Leader` that keeps a rule of
-DESIGN.md section 4; the simulations must catch every one of them.
+Each variant overrides the one method of `Acceptor`, `Leader`, `Fencer` or `Learner` that
+keeps a rule of DESIGN.md section 4, and is handed to the simulations as `CoreParts`; they
+must catch every one of them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from diskv_trio.paxos import PaxosCore
 from diskv_trio.paxos._acceptor import Acceptor
 from diskv_trio.paxos._ballot import Ballot
+from diskv_trio.paxos._fence import Fencer
 from diskv_trio.paxos._leader import Leader
+from diskv_trio.paxos._learner import Learner
 from diskv_trio.paxos._messages import RangePrepare
-from diskv_trio.paxos._records import InstanceState
+from diskv_trio.paxos._parts import CoreParts
+from diskv_trio.paxos._snapshot import InstanceState
 
 
 class _ReadWithoutRound(Leader):
@@ -73,19 +76,45 @@ class _NoBootWait(Acceptor):
         return True
 
 
-def _core(name: str, **parts: Any) -> type[PaxosCore]:
-    return type(name, (PaxosCore,), {key.upper() + "_CLASS": value for key, value in parts.items()})
+class _GrantNotHonoured(Acceptor):
+    """Keeps the boot wait but promises another ballot while its lease grant is in force."""
+
+    def refuses_promise(self, ballot: Ballot, now: float) -> bool:
+        return self._core.lease_s is not None and not self.boot_wait_over(now)
 
 
-BROKEN: dict[str, type[PaxosCore]] = {
-    "read-without-round": _core("ReadWithoutRound", leader=_ReadWithoutRound),
-    "read-index-below-takeover": _core("ReadIndexBelowTakeover", leader=_ReadIndexBelowTakeover),
-    "counts-itself-unchecked": _core("CountsItselfUnchecked", leader=_CountsItselfUnchecked),
-    "chosen-is-commit-index": _core("ChosenIsCommitIndex", leader=_ChosenIsCommitIndex),
-    "marks-any-ballot": _core("MarksAnyBallot", acceptor=_MarksAnyBallot),
-    "promises-at-floor": _core("PromisesAtFloor", acceptor=_PromisesAtFloor),
-    "range-omits-above": _core("RangeOmitsAbove", acceptor=_RangeOmitsAbove),
-    "counts-uncovered-promises": _core("CountsUncoveredPromises", leader=_CountsUncoveredPromises),
-    "lease-no-boot-wait": _core("LeaseNoBootWait", acceptor=_NoBootWait),
-    "lease-own-grant-not-honoured": _core("OwnLeaseNotHonoured", leader=_OwnLeaseNotHonoured),
+class _NoRecoveryFence(Fencer):
+    def boot(self, now: float) -> None:
+        pass  # a peer that lost its disk does not fence
+
+
+class _RejoinOnFirstDecision(Learner):
+    """Votes again as soon as it learns one decision, with no floor: instances it may have
+    voted in before the disk loss are open to it again."""
+
+    def learn(self, seq: int, value: Any, now: float) -> None:
+        core = self._core
+        new = seq >= core.min_seq and not core.is_decided(seq)
+        super().learn(seq, value, now)
+        if new and core.recovering:
+            core.recovering = False
+            core.out.ready.voting = True
+            core.resume_proposals(now)
+
+
+# The naive rule for a peer that lost its disk, in place of the fence (`_fence.py`).
+NAIVE_REJOIN = CoreParts(fencer=_NoRecoveryFence, learner=_RejoinOnFirstDecision)
+
+BROKEN: dict[str, CoreParts] = {
+    "read-without-round": CoreParts(leader=_ReadWithoutRound),
+    "read-index-below-takeover": CoreParts(leader=_ReadIndexBelowTakeover),
+    "counts-itself-unchecked": CoreParts(leader=_CountsItselfUnchecked),
+    "chosen-is-commit-index": CoreParts(leader=_ChosenIsCommitIndex),
+    "marks-any-ballot": CoreParts(acceptor=_MarksAnyBallot),
+    "promises-at-floor": CoreParts(acceptor=_PromisesAtFloor),
+    "range-omits-above": CoreParts(acceptor=_RangeOmitsAbove),
+    "counts-uncovered-promises": CoreParts(leader=_CountsUncoveredPromises),
+    "lease-no-boot-wait": CoreParts(acceptor=_NoBootWait),
+    "lease-own-grant-not-honoured": CoreParts(leader=_OwnLeaseNotHonoured),
+    "lease-grant-not-honoured": CoreParts(acceptor=_GrantNotHonoured),
 }

@@ -18,9 +18,8 @@ import math
 import pytest
 from broken_rules import BROKEN
 
-from diskv_trio.paxos import PaxosCore
-from diskv_trio.paxos._sim_leader import LeaderSimulation
-from diskv_trio.paxos._sim_world import Packet, SimParams, SimulationFailure
+from diskv_trio.paxos._parts import DEFAULT_PARTS, CoreParts
+from diskv_trio.testing.paxos_sim import LeaderSimulation, Packet, SimParams, SimulationFailure
 
 START_TICK = 1000  # every boot wait is over when the script starts
 LEASE_S = 0.2
@@ -91,14 +90,18 @@ def _packets(kind: str, src: int, dst: int):
     return match
 
 
-def run_schedule(steps: str, core_class: type[PaxosCore] | None, lease: bool) -> LeaderSimulation:
-    """Run `steps` on a manual 3-peer leader simulation; checkers raise SimulationFailure."""
+def run_schedule(
+    steps: str, parts: CoreParts, lease: bool, *, stale_read_check: bool = True
+) -> LeaderSimulation:
+    """Run `steps` on a manual 3-peer leader simulation, then check its client history;
+    checkers raise SimulationFailure."""
     sim = LeaderSimulation(
         0,
         SimParams(peer_count=3),
         manual=True,
         lease_s=LEASE_S if lease else None,
-        core_class=core_class,
+        parts=parts,
+        stale_read_check=stale_read_check,
     )
     sim.tick_count = START_TICK  # the clock moved on, nothing happened: boot waits are over
     values = 0
@@ -121,6 +124,7 @@ def run_schedule(steps: str, core_class: type[PaxosCore] | None, lease: bool) ->
             sim.wipe(int(args[0]))
         else:
             assert verb == "fnew", verb
+    sim.check_history()
     return sim
 
 
@@ -136,5 +140,5 @@ def test_schedule_is_caught_with_its_rule_broken(name: str) -> None:
 def test_schedule_passes_with_the_rule_kept(name: str) -> None:
     """The same steps with the rules of DESIGN.md: no checker fails."""
     _, lease, steps = SCHEDULES[name]
-    sim = run_schedule(steps, None, lease)
+    sim = run_schedule(steps, DEFAULT_PARTS, lease)
     assert sim.reads or sim.decisions  # the schedule did something

@@ -17,9 +17,11 @@ import os
 import random
 
 import pytest
+from broken_rules import NAIVE_REJOIN
 
 from diskv_trio.paxos import Fate
-from diskv_trio.paxos._sim import Packet, SimParams, Simulation, SimulationFailure
+from diskv_trio.paxos._parts import DEFAULT_PARTS
+from diskv_trio.testing.paxos_sim import Packet, SimParams, Simulation, SimulationFailure
 
 SEEDS_DEFAULT = 120
 
@@ -76,7 +78,8 @@ def _disk_loss_with_accept_in_flight(naive_rejoin: bool) -> Simulation:
     """The schedule: 3 peers; instance 1 is decided "A" by {0, 1} while 0's accept to 2 is
     held in the network; peer 1 loses its disk and comes back; instance 2 is decided by
     {0, 2}; then {1, 2} are cut off from 0 and peer 2 proposes "B" for instance 1."""
-    sim = Simulation(1, SimParams(peer_count=3), manual=True, naive_rejoin=naive_rejoin)
+    parts = NAIVE_REJOIN if naive_rejoin else DEFAULT_PARTS
+    sim = Simulation(1, SimParams(peer_count=3), manual=True, parts=parts)
     sim.start(0, 1, "A")
     assert sim.deliver(_kind("prepare")) == 2
     assert sim.deliver(_kind("promise")) == 2

@@ -7,7 +7,8 @@ the expected outputs; commit only diffs you understand.
 
 Directives (each runs on one manual `Simulation`; arguments are key=value):
 
-- `peers n=3 [naive=1]`: a new group (must come first). Output: nothing.
+- `peers n=3 [naive=1]`: a new group (must come first; `naive=1`: a peer that lost its disk
+  rejoins without the fence, `NAIVE_REJOIN` of `broken_rules.py`). Output: nothing.
   Example: `peers n=3`
 - `start peer=0 seq=1 value=A`: the application starts an instance. Output: queued packets.
 - `deliver|hold|release|drop [kind=K] [src=S] [dst=D]`: act on matching queued packets;
@@ -31,9 +32,11 @@ import os
 from pathlib import Path
 
 import pytest
+from broken_rules import NAIVE_REJOIN
 
+from diskv_trio.paxos._parts import DEFAULT_PARTS
 from diskv_trio.paxos._records import describe_record
-from diskv_trio.paxos._sim import Packet, SimParams, Simulation, SimulationFailure
+from diskv_trio.testing.paxos_sim import Packet, SimParams, Simulation, SimulationFailure
 
 DATA = Path(__file__).resolve().parent.parent / "testdata" / "paxos"
 SEPARATOR = "----"
@@ -87,7 +90,8 @@ class Runner:
         name, args = words[0], _args(words[1:])
         if name == "peers":
             params = SimParams(peer_count=int(args.get("n", "3")))
-            self.sim = Simulation(1, params, manual=True, naive_rejoin=args.get("naive") == "1")
+            parts = NAIVE_REJOIN if args.get("naive") == "1" else DEFAULT_PARTS
+            self.sim = Simulation(1, params, manual=True, parts=parts)
             return _journal(self.sim)
         sim = self.sim
         assert sim is not None, "the first directive must be `peers`"

@@ -18,6 +18,8 @@ from diskv_trio.rsm import ReplicatedStateMachine
 class ForgettingPeer:
     """Forgets everything below 756 while the apply loop waits on 592."""
 
+    leader_mode = False  # classic: every replica proposes
+
     def __init__(self) -> None:
         self._min = 0
 

@@ -31,6 +31,8 @@ from diskv_trio.shardmaster import ShardmasterState
 class ScriptedPeer:
     """A Paxos peer whose log is `values` (all decided); nothing else is ever decided."""
 
+    leader_mode = False  # classic: every replica proposes
+
     def __init__(self, values: list[Any]) -> None:
         self.values = values
         self.done_upto = -1

@@ -31,7 +31,9 @@ class ShardmasterGroup:
 
 
 @asynccontextmanager
-async def shardmasters(directory: Path, count: int = 3) -> AsyncIterator[ShardmasterGroup]:
+async def shardmasters(
+    directory: Path, count: int = 3, lease_s: float | None = None
+) -> AsyncIterator[ShardmasterGroup]:
     addresses = [f"unix:{directory}/sm-{i}.sock" for i in range(count)]
     nodes = [
         shardmaster_node(
@@ -43,6 +45,7 @@ async def shardmasters(directory: Path, count: int = 3) -> AsyncIterator[Shardma
                 peers=tuple(addresses),
                 directory=directory / f"sm-{i}",
                 bootstrap=True,
+                lease_s=lease_s,
             ),
             COURSE_SHARDING,  # the course suite's layout: 10 shards
         )
