@@ -17,7 +17,6 @@ Rules kept here:
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 
 import trio
 
+from diskv_trio import _entropy
 from diskv_trio._discovery import find_cluster_name, find_credentials, find_masters
 from diskv_trio._waits import WaitCause, WaitTracker, fail_after
 from diskv_trio.kvproto import (
@@ -202,7 +202,7 @@ class Client:
         return fail_after(seconds, self._waits)
 
     async def _write(self, make: Any) -> dict[str, Any]:
-        session = self._free_sessions.pop() if self._free_sessions else _Session(os.urandom(12).hex())
+        session = self._free_sessions.pop() if self._free_sessions else _Session(_entropy.token_hex(12))
         op = make(session.client_id, session.next_seq)
         session.next_seq += 1
         try:
@@ -307,6 +307,6 @@ async def connect(
     keys = credentials if isinstance(credentials, Credentials) else find_credentials(credentials)
     if ssl_context is not None:
         keys = Credentials(keys.keys if keys else {}, tls=tls_for_client_context(ssl_context))
-    identity = Identity(name, role, f"{role.value}-" + os.urandom(6).hex())
+    identity = Identity(name, role, f"{role.value}-" + _entropy.token_hex(6))
     async with open_rpc_pool(identity, credentials=keys) as pool:
         yield Client(addresses, pool)

@@ -24,12 +24,13 @@ from __future__ import annotations
 import logging
 import math
 import random
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import trio
 from trio_util import AsyncValue
+
+from diskv_trio import _entropy
 
 from ._call import call_peer
 from ._core import PaxosCore
@@ -106,8 +107,8 @@ class PaxosPeer:
         self._core = PaxosCore(
             peer_count=peer_count,
             me=me,
-            rng=rng if rng is not None else random.Random(secrets.randbits(64)),
-            boot_id=secrets.randbits(32),
+            rng=rng if rng is not None else _entropy.new_random(),
+            boot_id=_entropy.randbits(32),
             restored=restored,
             recovering=recovering,
             leader_mode=leader_mode,

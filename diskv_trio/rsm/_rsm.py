@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import trio
 
+from diskv_trio import _entropy
 from diskv_trio._ratelog import RateLimitedLog, describe
 from diskv_trio.paxos import Fate, PaxosForgotten, PaxosNotLeader, PaxosPeer
 from journal import JournalNoSpaceError
@@ -102,7 +102,7 @@ class ReplicatedStateMachine:
         self.applied = applied
         self._storage = storage
         self._on_applied = on_applied
-        self._proposer_id = os.urandom(8).hex()
+        self._proposer_id = _entropy.token_hex(8)
         self._batches = Batches()
         self.batches = self._batches.proposed
         """Batches this replica proposed that are not applied or answered yet, by number."""

@@ -4,8 +4,9 @@ Rules kept here:
 - **One grant per hand-off.** Before a group pulls hand-off ``(config_num, shard)``, the
   holder agrees in its own log on a `Grant` to that puller: its gid and the config it
   installs the shard at. A request for another group or config is refused, naming the
-  grant; a retry of the same grant is answered again. The grant goes with the hand-off when
-  the hand-off is dropped.
+  grant; a retry of the same grant is answered again. The grant outlives the hand-off: once
+  it is dropped, a puller asking for it is still refused with the grant's name, so a group
+  a reclaim skipped learns that it was skipped and forfeits instead of waiting for ever.
 - **Reclaim.** A puller whose previous owner never answers walks the config chain back to the
   last group that held the shard (`reclaim_sources`) and asks it for that older hand-off. The
   holder grants it only if it never granted it: then the next owner never installed the

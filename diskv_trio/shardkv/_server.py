@@ -138,7 +138,11 @@ class ShardKVServer:
             config_num, shard, grant = grant_request(args)
         except ValueError as exc:
             raise _bad_request(str(exc)) from None
-        if self._state().handoff(config_num, shard) is None:
+        state = self._state()
+        if state.handoff(config_num, shard) is None:
+            given = state.grant_of(config_num, shard)
+            if given is not None and given != grant:
+                return {"granted_to": list(given)}  # handed on and dropped: the puller forfeits
             raise ApplicationError(Code.NOT_READY, f"no handoff of shard {shard} after config {config_num} here")
         reply = await call_log(self._node.require_serving(), GrantOp(config_num, shard, grant).to_log())
         if "granted_to" in reply:

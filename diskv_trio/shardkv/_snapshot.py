@@ -139,8 +139,9 @@ def _decode(snapshot: object) -> Contents:
         raise ValueError("shardkv snapshot: configs disagree on the sharding")
     grants: dict[tuple[int, int], tuple[int, int]] = {}
     for num, shard, grant_gid, to_config in snapshot.get("grants", ()):
-        if (num, shard) not in handoffs or not is_int(to_config) or to_config <= num:
+        # A grant outlives its hand-off (see _handback.py): it need not name one still held.
+        if not is_int(num) or not 0 <= num < config.num or not is_int(to_config) or to_config <= num:
             raise ValueError(f"shardkv snapshot: grant of handoff {num!r}/{shard!r} malformed")
-        grants[(num, shard)] = (check_gid(grant_gid, "snapshot grant"), to_config)
+        grants[(num, _shard_number(shard, config))] = (check_gid(grant_gid, "snapshot grant"), to_config)
     forfeited = frozenset(_shard_number(shard, config) for shard in snapshot.get("forfeited", ()))
     return Contents(gid, config, previous, shards, waiting, handoffs, tuple(drops), grants, forfeited)

@@ -22,7 +22,7 @@ Rules:
   config ``n``; every replica that applied the reconfig holds the same bytes (`handoff`).
 - **Install** stores the pulled data and merges the pulled duplicate table, so a write
   applied at the old owner is answered, not applied again, here; it records a pending drop.
-- **Drop** deletes a handoff and its grant (idempotent); ``dropped_ack`` clears a pending drop.
+- **Drop** deletes a handoff, keeping its grant (idempotent); ``dropped_ack`` clears a pending drop.
 - **Grant** gives a handoff to one puller before it is handed out; **forfeit** gives up a
   waiting shard whose source went to a later config; an install may name an older source
   than the previous owner (a reclaim). Why these are safe: `_handback`.
@@ -162,6 +162,10 @@ class ShardKVState:
         assert config_num < self._config.num
         return dict(entry[0]), dict(entry[1])
 
+    def grant_of(self, config_num: int, shard: int) -> Grant | None:
+        """Whom hand-off ``(config_num, shard)`` was granted to, held or dropped since."""
+        return self._grants.get((config_num, shard))
+
     def pending_pulls(self) -> list[ShardPull]:
         """The waiting shards, each with the group and config to pull it from, by shard."""
         if not self._waiting:
@@ -225,7 +229,7 @@ class ShardKVState:
                 shard = _int_field(op, "shard", 0, SHARD_COUNT_MAX - 1)  # unknown: a no-op
                 if name == "drop":
                     entry = self._handoffs.pop((config_num, shard), None)
-                    self._grants.pop((config_num, shard), None)
+                    # The grant stays: a puller skipped by a reclaim learns from it to forfeit.
                     if entry is not None:
                         self._live_bytes -= shard_bytes(*entry)
                 else:
@@ -368,7 +372,6 @@ class ShardKVState:
         assert set(self._shards) | self._waiting | self._forfeited == owned
         assert not set(self._shards) & self._waiting
         assert not (set(self._shards) | self._waiting) & self._forfeited
-        assert set(self._grants) <= set(self._handoffs)
         assert all(num < self._config.num for num, _ in self._handoffs)
         if self._previous_config is None:
             assert self._config.num == 0
@@ -421,8 +424,6 @@ class ShardKVState:
         forfeited = self._forfeited
         if present & self._waiting or (present | self._waiting) & forfeited or present | self._waiting | forfeited != owned:
             raise ValueError("shardkv snapshot: present, waiting and forfeited shards do not match config")
-        if not set(self._grants) <= set(self._handoffs):
-            raise ValueError("shardkv snapshot: a grant for a handoff not held")
         previous = self._previous_config
         if (previous is None) != (self._config.num == 0):
             raise ValueError("shardkv snapshot: previous config missing or unexpected")

@@ -103,3 +103,17 @@ def test_a_hand_off_granted_to_its_next_owner_cannot_be_reclaimed() -> None:
     assert two.waiting == {SHARD}  # group 2 keeps waiting for group 3
     assert one.apply({"op": "drop", "config_num": 1, "shard": SHARD}) == OK
     assert grant(one, 1, 2, 3) == {"err": "ErrNotReady"}  # dropped: nothing to give
+
+
+def test_a_grant_outlives_its_dropped_hand_off_so_a_skipped_group_forfeits() -> None:
+    """Group 2 reclaims shard 5 and the holder drops the hand-off; group 3, back late, must
+    still learn whom it went to (before, the grant went with the hand-off and group 3 was
+    told "not ready" for ever)."""
+    one, two = groups_at_config_3()
+    assert grant(one, 1, 2, 3) == OK  # the reclaim: group 3 never took it
+    assert install_from(two, one, Source(1, 1, servers_of(1))) == OK
+    assert one.apply({"op": "drop", "config_num": 1, "shard": SHARD}) == OK
+    assert one.handoff(1, SHARD) is None
+    for state in (one, ShardKVState.restore(one.snapshot())):
+        given = state.grant_of(1, SHARD)
+        assert given is not None and (given.gid, given.config_num) == (2, 3)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 import trio
 
 from diskv_trio.shardkv import ShardKVState
@@ -68,11 +67,6 @@ async def _skipped_group(cluster: SimCluster, clerk: ShardmasterClerk) -> list[s
     return [f"group 101 is stuck {STEP_S:g} s after healing: {_state(cluster, g101[0]).describe()}"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="shardkv hand-back liveness bug: a group skipped by a reclaim waits for ever",
-)
 def test_a_group_skipped_by_a_reclaim_moves_on_once_healed() -> None:
     """Group 101 joins (config 2) while cut off from group 100, so it cannot pull its shards;
     one of them moves on to group 102 (config 4), which reclaims it from group 100's config-1
