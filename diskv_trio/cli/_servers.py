@@ -74,9 +74,10 @@ def add_common_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unreliable", action="store_true", help="fault injection: drop requests and replies")
     parser.add_argument(
         "--read-lease-ms", type=_lease_ms, metavar="MS",
-        help="let the leader answer reads without a heartbeat round for MS ms after a majority acknowledged"
-        " one (1-250; off by default: it trusts clocks to drift less than 10 ms per lease; every server"
-        " of a group needs the same setting)",
+        help="experimental: let the leader answer reads without a heartbeat round for MS ms after a majority"
+        " acknowledged one (1-250; off by default: it trusts clocks to drift less than 10 ms per lease, and"
+        " recovery from a lost disk may stall while leases are on; every server of a group needs the same"
+        " setting)",
     )
     parser.add_argument(
         "--metrics-port", type=non_negative_int, metavar="PORT",
