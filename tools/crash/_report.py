@@ -6,6 +6,8 @@ the same summary and verdict, and on a failure the command that replays the sess
 
 from __future__ import annotations
 
+import argparse
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,3 +144,41 @@ def report(result: CrashResult, options: CrashOptions) -> int:
     print(f"run directory: {result.run_dir}")
     print(f"replay: {options.replay_command()}")
     return 1
+
+
+def add_session_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every crash session takes (`session.py`, `netfault.py`), in one place."""
+    parser.add_argument("--seed", type=int, help="seed of the session (default: random, printed)")
+    parser.add_argument(
+        "--minutes", type=float, default=1.0, help="fault period (default %(default)s)"
+    )
+    parser.add_argument(
+        "--groups", type=int, default=2, help="replica groups (default %(default)s)"
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=3, help="replicas per group (default %(default)s)"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=6, help="concurrent clients (default %(default)s)"
+    )
+    parser.add_argument(
+        "--disk-faults",
+        action="store_true",
+        help="lose unsynced journal writes on SIGKILL (power loss)",
+    )
+    parser.add_argument("--dir", type=Path, help="run directory (default: a new one under /tmp)")
+    parser.add_argument(
+        "--keep-dir", action="store_true", help="keep the run directory after a pass"
+    )
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="print the nemesis timeline live"
+    )
+
+
+def session_seed(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Refuse bad values of `add_session_arguments` (exits with usage); the seed to run."""
+    if args.groups < 1 or args.replicas < 1 or args.clients < 1 or args.minutes < 0:
+        parser.error("--groups, --replicas and --clients must be >= 1 and --minutes >= 0")
+    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
+        parser.error(f"--dir {args.dir} is not empty: give a new directory")
+    return args.seed if args.seed is not None else random.SystemRandom().randrange(SEED_MAX)

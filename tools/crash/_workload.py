@@ -19,9 +19,6 @@ Rules it keeps:
 from __future__ import annotations
 
 import random
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Literal
 
 import trio
 
@@ -29,8 +26,8 @@ from diskv_trio.client import Client, connect
 from diskv_trio.kvproto import Sharding
 from diskv_trio.net import Credentials
 from diskv_trio.testing.linearizability import HistoryRecorder
-
-Kind = Literal["get", "put", "append", "delete", "cas"]
+from diskv_trio.testing.recorded_ops import Kind, WorkloadStats
+from diskv_trio.testing.recorded_ops import recorded_op as run_recorded_op
 
 OP_TIMEOUT_S = 8.0
 """Past this a call counts as an unknown outcome: a few client rounds (2 s per replica)."""
@@ -67,15 +64,6 @@ def probe_key(shard: int, sharding: Sharding) -> str:
         if sharding.shard_of(key.encode()) == shard:
             return key
     raise AssertionError(f"no probe key found for shard {shard}")
-
-
-@dataclass
-class WorkloadStats:
-    ok: Counter[str] = field(default_factory=Counter)
-    unknown: Counter[str] = field(default_factory=Counter)
-
-    def total(self) -> int:
-        return sum(self.ok.values()) + sum(self.unknown.values())
 
 
 class Workload:
@@ -169,37 +157,12 @@ async def recorded_op(
     expected: str | None = None,
     read: list[str | None] | None = None,
 ) -> bool:
-    """Run one op and record it; True if it returned, False if it timed out (unknown outcome).
-
-    A get's value (None: absent) is also appended to `read` when given.
+    """`diskv_trio.testing.recorded_ops.recorded_op`; True if it returned, False if it timed
+    out (unknown outcome). A get's value (None: absent) is also appended to `read` when given.
     """
-    token = recorder.record_call(client_id, kind, key, value, expected if kind == "cas" else None)
-    output: str | bool | None = None
-    try:
-        with trio.move_on_after(timeout_s) as scope:
-            if kind == "get":
-                found = await kv.get(key)
-                output = None if found is None else found.decode()
-                if read is not None:
-                    read.append(output)
-            elif kind == "delete":
-                output = await kv.delete(key)
-            elif kind == "cas":
-                assert value is not None
-                output = await kv.cas(key, expected, value)
-            elif kind == "put":
-                assert value is not None
-                await kv.put(key, value)
-            else:
-                assert value is not None
-                await kv.append(key, value)
-    except BaseException:
-        recorder.record_unknown(token)
-        raise
-    if scope.cancelled_caught:
-        recorder.record_unknown(token)
-        stats.unknown[kind] += 1
-        return False
-    recorder.record_return(token, output)
-    stats.ok[kind] += 1
-    return True
+    returned, output = await run_recorded_op(
+        kv, recorder, client_id, kind, key, value, timeout_s, stats, expected=expected
+    )
+    if returned and kind == "get" and read is not None:
+        read.append(output if isinstance(output, str) else None)
+    return returned

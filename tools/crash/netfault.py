@@ -37,7 +37,7 @@ from ._nemesis import Nemesis
 from ._netns import NETEM_MISSING, HostNetwork, netem_available, netns_unavailable_reason
 from ._netns_cluster import open_netns_cluster
 from ._netns_nemesis import net_nemesis_factory
-from ._report import SEED_MAX, CrashOptions, CrashResult, report
+from ._report import CrashOptions, CrashResult, add_session_arguments, report, session_seed
 from .session import CLUSTER_NAME, SessionHooks, run_crash
 
 SKIP_PREFIX = "netfault: skipped:"
@@ -101,44 +101,16 @@ def _parse(argv: list[str] | None) -> tuple[NetfaultOptions, bool]:
         prog="python -m tools.crash.netfault",
         description="Crash session with servers in network namespaces and kernel-made network faults.",
     )
-    parser.add_argument("--seed", type=int, help="seed of the session (default: random, printed)")
-    parser.add_argument(
-        "--minutes", type=float, default=1.0, help="fault period (default %(default)s)"
-    )
-    parser.add_argument(
-        "--groups", type=int, default=2, help="replica groups (default %(default)s)"
-    )
-    parser.add_argument(
-        "--replicas", type=int, default=3, help="replicas per group (default %(default)s)"
-    )
-    parser.add_argument(
-        "--clients", type=int, default=6, help="concurrent clients (default %(default)s)"
-    )
-    parser.add_argument(
-        "--disk-faults",
-        action="store_true",
-        help="lose unsynced journal writes on SIGKILL (power loss)",
-    )
-    parser.add_argument("--dir", type=Path, help="run directory (default: a new one under /tmp)")
-    parser.add_argument(
-        "--keep-dir", action="store_true", help="keep the run directory after a pass"
-    )
-    parser.add_argument(
-        "--verbose", "-v", action="store_true", help="print the nemesis timeline live"
-    )
+    add_session_arguments(parser)
     parser.add_argument(
         "--figures",
         action="store_true",
         help="print latency and fail-over figures instead of running a session",
     )
     args = parser.parse_args(argv)
-    if args.groups < 1 or args.replicas < 1 or args.clients < 1 or args.minutes < 0:
-        parser.error("--groups, --replicas and --clients must be >= 1 and --minutes >= 0")
+    seed = session_seed(parser, args)
     if args.groups * args.replicas + 3 > 99:
         parser.error("at most 96 replicas in all (one namespace each, 99 hosts)")
-    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
-        parser.error(f"--dir {args.dir} is not empty: give a new directory")
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(SEED_MAX)
     options = NetfaultOptions(
         seed=seed,
         minutes=args.minutes,

@@ -60,7 +60,7 @@ from ._checks import (
 )
 from ._events import Timeline
 from ._nemesis import Nemesis
-from ._report import SEED_MAX, CrashOptions, CrashResult, report
+from ._report import CrashOptions, CrashResult, add_session_arguments, report, session_seed
 from ._resp import PinnableClock, RespWorkload
 from ._workload import Workload, session_keys
 
@@ -236,43 +236,15 @@ def _parse(argv: list[str] | None) -> CrashOptions:
         prog="python -m tools.crash",
         description="Seeded crash session against a local diskv cluster, checked for linearizability.",
     )
-    parser.add_argument("--seed", type=int, help="seed of the session (default: random, printed)")
-    parser.add_argument(
-        "--minutes", type=float, default=1.0, help="fault period (default %(default)s)"
-    )
-    parser.add_argument(
-        "--groups", type=int, default=2, help="replica groups (default %(default)s)"
-    )
-    parser.add_argument(
-        "--replicas", type=int, default=3, help="replicas per group (default %(default)s)"
-    )
-    parser.add_argument(
-        "--clients", type=int, default=6, help="concurrent clients (default %(default)s)"
-    )
-    parser.add_argument(
-        "--disk-faults",
-        action="store_true",
-        help="lose unsynced journal writes on SIGKILL (power loss)",
-    )
+    add_session_arguments(parser)
     parser.add_argument(
         "--via",
         choices=("native", "resp"),
         default="native",
         help="clients use the Trio client, or RESP through the gateway (default %(default)s)",
     )
-    parser.add_argument("--dir", type=Path, help="run directory (default: a new one under /tmp)")
-    parser.add_argument(
-        "--keep-dir", action="store_true", help="keep the run directory after a pass"
-    )
-    parser.add_argument(
-        "--verbose", "-v", action="store_true", help="print the nemesis timeline live"
-    )
     args = parser.parse_args(argv)
-    if args.groups < 1 or args.replicas < 1 or args.clients < 1 or args.minutes < 0:
-        parser.error("--groups, --replicas and --clients must be >= 1 and --minutes >= 0")
-    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
-        parser.error(f"--dir {args.dir} is not empty: give a new directory")
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(SEED_MAX)
+    seed = session_seed(parser, args)
     return CrashOptions(
         seed=seed,
         minutes=args.minutes,

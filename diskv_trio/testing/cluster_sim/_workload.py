@@ -15,19 +15,15 @@ Rules kept here:
 from __future__ import annotations
 
 import random
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Literal
 
 import trio
 
 from diskv_trio.client import Client
 from diskv_trio.net import Identity, Role, open_rpc_pool
 from diskv_trio.testing.linearizability import HistoryRecorder
+from diskv_trio.testing.recorded_ops import Kind, WorkloadStats, recorded_op
 
 from ._cluster import CLUSTER_NAME, SimCluster
-
-Kind = Literal["get", "put", "append", "delete", "cas"]
 
 THINK_S_MAX = 0.2
 """Longest pause between two ops of one client."""
@@ -43,58 +39,6 @@ KIND_WEIGHTS: dict[Kind, float] = {
 
 FINAL_READ_TIMEOUT_S = 30.0
 """After healing, every key must be read within this long."""
-
-
-@dataclass
-class WorkloadStats:
-    ok: Counter[str] = field(default_factory=Counter)
-    unknown: Counter[str] = field(default_factory=Counter)
-
-    def total(self) -> int:
-        return sum(self.ok.values()) + sum(self.unknown.values())
-
-
-async def recorded_op(
-    kv: Client,
-    recorder: HistoryRecorder,
-    client_id: int,
-    kind: Kind,
-    key: str,
-    value: str | None,
-    timeout_s: float,
-    stats: WorkloadStats,
-    *,
-    expected: str | None = None,
-) -> tuple[bool, str | bool | None]:
-    """Run one op and record it; (returned in time, output)."""
-    token = recorder.record_call(client_id, kind, key, value, expected if kind == "cas" else None)
-    output: str | bool | None = None
-    try:
-        with trio.move_on_after(timeout_s) as scope:
-            if kind == "get":
-                found = await kv.get(key)
-                output = None if found is None else found.decode()
-            elif kind == "delete":
-                output = await kv.delete(key)
-            elif kind == "cas":
-                assert value is not None
-                output = await kv.cas(key, expected, value)
-            elif kind == "put":
-                assert value is not None
-                await kv.put(key, value)
-            else:
-                assert value is not None
-                await kv.append(key, value)
-    except BaseException:
-        recorder.record_unknown(token)
-        raise
-    if scope.cancelled_caught:
-        recorder.record_unknown(token)
-        stats.unknown[kind] += 1
-        return False, None
-    recorder.record_return(token, output)
-    stats.ok[kind] += 1
-    return True, output
 
 
 class Workload:
